@@ -1,0 +1,19 @@
+"""minivit: a Vision Transformer from scratch in NumPy and CuPy, every gradient written by hand.
+
+    import minivit
+    model = minivit.ViT.from_config("C-micro/4", num_classes=10)
+    logits = model(images)                      # images: (B 3 32 32) float32
+    loss = minivit.ops.cross_entropy(logits, labels)
+    loss.backward()
+"""
+from minivit import ops, optim
+from minivit.backend import DeviceError, gpu_available, manual_seed
+from minivit.checkpoint import load, save
+from minivit.engine import Function, Tensor, no_grad
+from minivit.gradcheck import GradcheckError, gradcheck
+from minivit.model import CONFIGS, ViT
+from minivit.nn import CheckpointError, Module
+
+__all__ = ["ops", "optim", "DeviceError", "gpu_available", "manual_seed", "load", "save",
+           "Function", "Tensor", "no_grad", "GradcheckError", "gradcheck", "CONFIGS", "ViT",
+           "CheckpointError", "Module"]

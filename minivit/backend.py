@@ -1,0 +1,89 @@
+"""Devices: NumPy on the CPU, CuPy on the GPU, one code path for both.
+
+Every op asks its inputs which array module they live in (DeZero's `get_array_module`) and
+calls `xp.exp`, `xp.matmul`, ... on that module, so the same line of code runs on either device.
+CuPy is optional: `import minivit` works without it, and asking for the GPU without it (or
+without a CUDA device) raises one `DeviceError` that says how to fix it.
+"""
+import numpy as np
+
+try:
+    import cupy
+except ImportError:  # a CPU-only machine: everything still works on NumPy
+    cupy = None
+
+DEVICES = ("cpu", "gpu")
+
+
+class DeviceError(RuntimeError):
+    """The GPU was asked for but cannot be used."""
+
+
+def gpu_available():
+    """True when CuPy is installed and sees at least one CUDA device."""
+    if cupy is None:
+        return False
+    try:
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # CuPy raises CUDARuntimeError (or worse) when no driver is present
+        return False
+
+
+def check_device(device):
+    """Raise a clear error for an unknown device or a GPU that cannot be used."""
+    if device not in DEVICES:
+        raise DeviceError(f"unknown device {device!r}: use 'cpu' or 'gpu'")
+    if device == "gpu" and cupy is None:
+        raise DeviceError("device 'gpu' needs CuPy: install it with `pip install cupy-cuda12x` "
+                          "(or the build for your CUDA version), or use --device cpu")
+    if device == "gpu" and not gpu_available():
+        raise DeviceError("device 'gpu' needs a CUDA GPU, and CuPy sees none on this machine: "
+                          "use --device cpu")
+
+
+def is_gpu_array(array):
+    return cupy is not None and isinstance(array, cupy.ndarray)
+
+
+def device_of(array):
+    return "gpu" if is_gpu_array(array) else "cpu"
+
+
+def get_array_module(*arrays):
+    """`cupy` if any of the arrays is a CuPy array, else `numpy`."""
+    return cupy if any(is_gpu_array(a) for a in arrays) else np
+
+
+def to_device(array, device):
+    """Copy an array to 'cpu' (NumPy) or 'gpu' (CuPy); no copy when it is already there."""
+    check_device(device)
+    if device == "gpu":
+        return cupy.asarray(array)
+    return cupy.asnumpy(array) if is_gpu_array(array) else np.asarray(array)
+
+
+_seed = 0
+_generators = {}
+
+
+def manual_seed(seed):
+    """Seed the generators that dropout and initialisation draw from, on both devices."""
+    global _seed
+    _seed = int(seed)
+    _generators.clear()
+
+
+def rng(xp=np):
+    """The seeded random generator of an array module (NumPy's or CuPy's `default_rng`)."""
+    if xp not in _generators:
+        _generators[xp] = xp.random.default_rng(_seed)
+    return _generators[xp]
+
+
+def erf(array):
+    """The error function, elementwise (SciPy's on the CPU, CuPy's on the GPU)."""
+    if is_gpu_array(array):
+        import cupyx.scipy.special
+        return cupyx.scipy.special.erf(array)
+    import scipy.special
+    return scipy.special.erf(array)
