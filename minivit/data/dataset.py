@@ -1,0 +1,45 @@
+"""A labelled image data set held in memory, and the error every data-set problem raises."""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class DataError(Exception):
+    """A data set cannot be loaded; the message says what to do about it."""
+
+
+@dataclass
+class Dataset:
+    """Images as uint8 pixels, channels first, with integer labels.
+
+    train_images: (N C H W) uint8      train_labels: (N) int64 in [0, K)
+    test_images:  (M C H W) uint8      test_labels:  (M) int64 in [0, K)
+    classes: the K class names, in label order
+    mean, std: C floats each, the per-channel mean and standard deviation of the training
+    pixels in [0, 1] units (pixel / 255), computed here, for normalising.
+    """
+    name: str
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    classes: list
+    mean: tuple = field(init=False)
+    std: tuple = field(init=False)
+
+    def __post_init__(self):
+        self.mean, self.std = channel_stats(self.train_images)
+
+
+def channel_stats(images):
+    """Per-channel mean and standard deviation of uint8 images (N C H W), in [0, 1] units.
+    A channel's 256-bin histogram gives both exactly, without a float copy of the data."""
+    values = np.arange(256) / 255
+    means, stds = [], []
+    for channel in range(images.shape[1]):
+        counts = np.bincount(images[:, channel].ravel(), minlength=256)
+        p = counts / counts.sum()
+        mean = p @ values
+        means.append(float(mean))
+        stds.append(float(np.sqrt(p @ (values - mean) ** 2)))
+    return tuple(means), tuple(stds)

@@ -1,0 +1,69 @@
+"""Mini-batches cut from images that stay on the device as uint8.
+
+The whole training set sits on the device in its compact uint8 form (CIFAR-10: 150 MB). Each
+batch is gathered there by index, augmented, and only then turned into float32 and normalised,
+so the host sends no pixels during training. Mixup and CutMix change the labels as well as the
+pixels, so they are left to the training loop (see augment.mixup and augment.cutmix).
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from minivit import backend
+from minivit.data.augment import horizontal_flip, normalize, random_crop, random_erasing
+from minivit.data.dataset import DataError
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Which per-image augmentations `batches` applies, in this order:
+    crop: zero padding for a random crop (0: none; 4 for 32 px images),
+    flip: mirror left-right with probability 1/2,
+    erase: the probability of random erasing, applied after normalisation (0: none)."""
+    crop: int = 0
+    flip: bool = False
+    erase: float = 0.0
+
+    @classmethod
+    def named(cls, name, image_size):
+        """The presets: "none"; "basic" = crop (padding image_size / 8) + flip;
+        "strong" = basic + random erasing with probability 1/4."""
+        presets = {"none": cls(),
+                   "basic": cls(crop=image_size // 8, flip=True),
+                   "strong": cls(crop=image_size // 8, flip=True, erase=0.25)}
+        if name not in presets:
+            raise DataError(f"unknown augmentation {name!r}: use {', '.join(presets)}")
+        return presets[name]
+
+
+def batches(images, labels, batch_size, *, mean, std, shuffle=False, rng=None, augment=None,
+            drop_last=False):
+    """Yield (x, y) batches for one pass over the data.
+
+    images: (N C H W) uint8, NumPy or CuPy; labels: (N) integers (moved to the images' device).
+    x: (B C H W) float32, normalised with the per-channel `mean` and `std` (in [0, 1] units, as in
+    Dataset); y: (B) labels; on the images' device. B = batch_size, except a smaller last batch
+    (dropped with drop_last=True).
+    shuffle: visit the images in a random order. augment: an Augment, a preset name ("none",
+    "basic", "strong") or None. rng: the NumPy Generator for the order and the augmentations
+    (default: minivit's seeded generator), so a seed fixes the batches.
+    """
+    xp = backend.get_array_module(images)
+    rng = backend.rng(np) if rng is None else rng
+    if isinstance(augment, str):
+        augment = Augment.named(augment, images.shape[-1])
+    augment = augment or Augment()
+    labels = xp.asarray(labels)
+    order = rng.permutation(len(images)) if shuffle else np.arange(len(images))
+    end = len(order) - len(order) % batch_size if drop_last else len(order)
+    for start in range(0, end, batch_size):
+        index = xp.asarray(order[start:start + batch_size])
+        x = images[index]
+        if augment.crop:
+            x = random_crop(x, augment.crop, rng)
+        if augment.flip:
+            x = horizontal_flip(x, rng)
+        x = normalize(x, mean, std)
+        if augment.erase:
+            x = random_erasing(x, rng, p=augment.erase)
+        yield x, labels[index]

@@ -1,0 +1,302 @@
+"""Train a ViT:  python -m minivit.train --dataset digits   (or --preset cpu-hour, --device gpu).
+
+Everything a run needs is one plain TrainConfig; a preset fills it in and any flag overrides it.
+A run directory gets config.json, metrics.csv (a row an epoch), summary.json, last.npz and
+best.npz (model, optimizer, epoch and config, written atomically) and curves.png.
+`--resume RUN_DIR` continues a stopped run from its last finished epoch; on the CPU it ends with
+exactly the weights an uninterrupted run would have, because every epoch's randomness is seeded
+from (seed, epoch).
+"""
+import argparse
+import csv
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+import minivit
+from minivit import backend, ops
+from minivit.checkpoint import load_arrays, save_arrays
+from minivit.data import DataError, load_dataset
+from minivit.data.loader import batches
+from minivit.model import CONFIGS, ViT
+from minivit.optim import SGD, AdamW, clip_grad_norm, param_groups, warmup_cosine
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    dataset: str = "cifar10"
+    data_dir: str = "data"
+    model: str = "C-S/4"          # a name from minivit.CONFIGS; the fields below override it
+    dim: int = None
+    depth: int = None
+    heads: int = None
+    mlp_dim: int = None
+    patch_size: int = None
+    image_size: int = None        # default: the data set's own size
+    pool: str = "cls"
+    dropout: float = 0.0
+    epochs: int = 30
+    batch_size: int = 128
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 3
+    label_smoothing: float = 0.1
+    clip_norm: float = 1.0
+    augment: str = "basic"        # none | basic (crop + flip) | strong (+ random erasing)
+    seed: int = 0
+    device: str = "cpu"
+    out: str = "runs"
+
+
+PRESETS = {
+    "digits": dict(dataset="digits", model="C-micro/4", dim=64, depth=4, heads=4, mlp_dim=128,
+                   patch_size=2, epochs=40, batch_size=64, lr=2e-3, warmup_epochs=4,
+                   augment="none"),
+    "cpu-hour": dict(dataset="cifar10", model="C-S/4", epochs=30, batch_size=128, lr=1e-3,
+                     augment="basic"),
+    "gpu": dict(dataset="cifar10", model="C-S/4", dim=384, depth=7, heads=12, mlp_dim=768,
+                epochs=200, batch_size=128, lr=1e-3, augment="strong", device="gpu"),
+}
+
+HELP = {
+    "dataset": "digits (offline, 8x8), cifar10, cifar100, or folder:PATH (PATH/train/CLASS/*.png)",
+    "data_dir": "where data sets are downloaded and cached",
+    "model": f"a named model: {', '.join(CONFIGS)}",
+    "dim": "token width D (overrides the model's)", "depth": "number of encoder blocks",
+    "heads": "attention heads", "mlp_dim": "hidden width of each MLP",
+    "patch_size": "patch side P in pixels; must divide the image size",
+    "image_size": "input side in pixels (default: the data set's)",
+    "pool": "cls (classify the class token) or gap (average the tokens)",
+    "dropout": "dropout rate", "epochs": "passes over the training set",
+    "batch_size": "images per step", "optimizer": "adamw or sgd (momentum 0.9)",
+    "lr": "peak learning rate", "weight_decay": "decoupled weight decay (not on biases, norms, "
+    "position embeddings, class token)", "warmup_epochs": "linear warmup, then cosine decay",
+    "label_smoothing": "label smoothing of the cross-entropy", "clip_norm": "clip gradients to "
+    "this global norm (0: off)", "augment": "none, basic (random crop + flip) or strong "
+    "(basic + random erasing)", "seed": "random seed (same seed, same run on the CPU)",
+    "device": "cpu (NumPy) or gpu (CuPy)", "out": "parent folder of the run directory",
+}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m minivit.train", description="Train a Vision Transformer with minivit.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--preset", choices=PRESETS, help="a named set of defaults: "
+                        "digits (under a minute on a CPU), cpu-hour (CIFAR-10, 2 CPU cores, 1 h), "
+                        "gpu (CIFAR-10 on one GPU)")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run")
+    parser.add_argument("--name", help="run directory name (default: dataset-model-time)")
+    defaults = TrainConfig()
+    for field in dataclasses.fields(TrainConfig):
+        kind = {int: int, float: float, str: str}[field.type]
+        flag = "--" + field.name.replace("_", "-")
+        choices = {"optimizer": ["adamw", "sgd"], "augment": ["none", "basic", "strong"],
+                   "device": ["cpu", "gpu"], "pool": ["cls", "gap"]}.get(field.name)
+        parser.add_argument(flag, type=kind, default=None, choices=choices,
+                            help=f"{HELP[field.name]} (default {getattr(defaults, field.name)})")
+    args = parser.parse_args(argv)
+    given = {k: v for k, v in vars(args).items() if v is not None and k in TrainConfig.__annotations__}
+    if args.dataset == "digits" and args.preset is None and not args.resume:
+        args.preset = "digits"  # the offline first run works with no other flag
+    config = TrainConfig(**{**PRESETS.get(args.preset, {}), **given})
+    return args, config
+
+
+def build_model(config, in_channels, num_classes):
+    overrides = {k: getattr(config, k) for k in ("dim", "depth", "heads", "mlp_dim", "patch_size",
+                                                  "image_size") if getattr(config, k) is not None}
+    return ViT.from_config(config.model, in_channels=in_channels, num_classes=num_classes,
+                           pool=config.pool, dropout=config.dropout, **overrides)
+
+
+def evaluate(model, images, labels, mean, std):
+    """Loss, accuracy and the predicted labels (NumPy) of a test set, the model in eval mode."""
+    model.eval()
+    total_loss, predictions = 0.0, []
+    with minivit.no_grad():
+        for x, y in batches(images, labels, 256, mean=mean, std=std):
+            logits = model(x)
+            total_loss += ops.cross_entropy(logits, y).item() * len(y)
+            predictions.append(logits.data.argmax(axis=1))
+    xp = backend.get_array_module(labels)
+    predicted = xp.concatenate(predictions)
+    correct = backend.to_device(predicted == labels, "cpu")
+    return total_loss / len(labels), float(correct.mean()), backend.to_device(predicted, "cpu")
+
+
+def save_checkpoint(path, model, optimizer, epoch, config, best_accuracy):
+    arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
+    arrays.update({f"optimizer/{k}": v for k, v in optimizer.state_dict().items()})
+    arrays.update(epoch=epoch, best_accuracy=best_accuracy, seed=config.seed,
+                  config=json.dumps(dataclasses.asdict(config)))
+    save_arrays(path, arrays)
+
+
+def load_checkpoint(path, model, optimizer=None):
+    """Returns (epochs done, best accuracy). Model (and optimizer) state is loaded in place."""
+    arrays = load_arrays(path)
+    model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model/")})
+    if optimizer is not None:
+        optimizer.load_state_dict({k[10:]: v for k, v in arrays.items() if k.startswith("optimizer/")})
+    return int(arrays["epoch"]), float(arrays["best_accuracy"])
+
+
+def plot_curves(rows, path):
+    """Loss and accuracy against epoch, train and test, in one PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    epochs = [r["epoch"] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for key, label in (("train_loss", "train"), ("test_loss", "test")):
+        left.plot(epochs, [r[key] for r in rows], label=label)
+    for key, label in (("train_accuracy", "train"), ("test_accuracy", "test")):
+        right.plot(epochs, [100 * r[key] for r in rows], label=label)
+    left.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    right.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    for axis in (left, right):
+        axis.grid(alpha=0.3)
+        axis.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def train(config, run_dir, resume=False, command=""):
+    backend.check_device(config.device)
+    data = load_dataset(config.dataset, data_dir=config.data_dir, image_size=config.image_size)
+    image_size = config.image_size or data.train_images.shape[-1]
+    config = dataclasses.replace(config, image_size=image_size)
+    minivit.manual_seed(config.seed)
+    model = build_model(config, data.train_images.shape[1], len(data.classes))
+    model.to(config.device)
+    groups = param_groups(model, config.weight_decay)
+    optimizer = (AdamW(groups, config.lr) if config.optimizer == "adamw"
+                 else SGD(groups, config.lr, momentum=0.9))
+    to_device = lambda a: backend.to_device(a, config.device)  # noqa: E731
+    train_images, train_labels = to_device(data.train_images), to_device(data.train_labels)
+    test_images, test_labels = to_device(data.test_images), to_device(data.test_labels)
+
+    os.makedirs(run_dir, exist_ok=True)
+    metrics_path = os.path.join(run_dir, "metrics.csv")
+    start_epoch, best_accuracy, rows = 0, 0.0, []
+    if resume:
+        start_epoch, best_accuracy = load_checkpoint(os.path.join(run_dir, "last.npz"), model, optimizer)
+        with open(metrics_path) as f:
+            rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)][:start_epoch]
+    with open(os.path.join(run_dir, "config.json"), "w") as f:
+        json.dump(dataclasses.asdict(config), f, indent=2)
+
+    steps_per_epoch = math.ceil(len(data.train_labels) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    warmup_steps = int(config.warmup_epochs * steps_per_epoch)
+    print(f"{data.name}: {len(data.train_labels)} train / {len(data.test_labels)} test images "
+          f"{tuple(data.train_images.shape[1:])}, {len(data.classes)} classes | model "
+          f"{model.num_parameters():,} parameters | {config.device} | run {run_dir}")
+    train_seconds = sum(r["seconds"] for r in rows)
+    for epoch in range(start_epoch, config.epochs):
+        # every epoch's randomness comes from (seed, epoch): a resumed run replays it exactly
+        minivit.manual_seed(config.seed * 100_003 + epoch)
+        rng = np.random.default_rng([config.seed, epoch])
+        model.train()
+        seen = correct = 0
+        loss_sum = 0.0
+        start = time.perf_counter()
+        bar = tqdm(batches(train_images, train_labels, config.batch_size, shuffle=True, rng=rng,
+                           augment=config.augment, mean=data.mean, std=data.std),
+                   total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}",
+                   leave=False, dynamic_ncols=True, file=sys.stdout, mininterval=0.5,
+                   disable=not sys.stdout.isatty())  # a log file gets the epoch lines only
+        for step, (x, y) in enumerate(bar, start=epoch * steps_per_epoch):
+            optimizer.lr = warmup_cosine(step, total_steps, warmup_steps, config.lr)
+            logits = model(x)
+            loss = ops.cross_entropy(logits, y, config.label_smoothing)
+            if not math.isfinite(loss.item()):
+                raise Diverged(f"the loss became {loss.item()} at epoch {epoch + 1}; the last good "
+                               f"checkpoint is {os.path.join(run_dir, 'last.npz')}: try a lower --lr")
+            optimizer.zero_grad()
+            loss.backward()
+            if config.clip_norm:
+                clip_grad_norm(model.parameters(), config.clip_norm)
+            optimizer.step()
+            seen += len(y)
+            loss_sum += loss.item() * len(y)
+            correct += int((logits.data.argmax(axis=1) == y).sum())
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
+                            img_s=f"{seen / (time.perf_counter() - start):.0f}")
+        seconds = time.perf_counter() - start
+        test_loss, test_accuracy, _ = evaluate(model, test_images, test_labels, data.mean, data.std)
+        rows.append(dict(epoch=epoch + 1, train_loss=loss_sum / seen, train_accuracy=correct / seen,
+                         test_loss=test_loss, test_accuracy=test_accuracy, lr=optimizer.lr,
+                         seconds=seconds, images_per_second=seen / seconds))
+        train_seconds += seconds
+        best = test_accuracy > best_accuracy
+        best_accuracy = max(best_accuracy, test_accuracy)
+        save_checkpoint(os.path.join(run_dir, "last.npz"), model, optimizer, epoch + 1, config,
+                        best_accuracy)
+        if best:
+            save_checkpoint(os.path.join(run_dir, "best.npz"), model, optimizer, epoch + 1, config,
+                            best_accuracy)
+        write_metrics(metrics_path, rows)
+        plot_curves(rows, os.path.join(run_dir, "curves.png"))
+        print(f"epoch {epoch + 1:3d}/{config.epochs} | train loss {rows[-1]['train_loss']:.4f} "
+              f"acc {100 * rows[-1]['train_accuracy']:5.2f}% | test loss {test_loss:.4f} "
+              f"acc {100 * test_accuracy:5.2f}% | {seconds:.1f}s, {seen / seconds:.0f} img/s")
+    summary = dict(final_test_accuracy=rows[-1]["test_accuracy"], best_test_accuracy=best_accuracy,
+                   epochs=config.epochs, train_seconds=train_seconds,
+                   images_per_second=float(np.mean([r["images_per_second"] for r in rows])),
+                   device=config.device, parameters=model.num_parameters(), command=command)
+    with open(os.path.join(run_dir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    print(f"test accuracy {100 * summary['final_test_accuracy']:.2f}% (best "
+          f"{100 * best_accuracy:.2f}%) after {config.epochs} epochs, {train_seconds:.0f}s of "
+          f"training | {run_dir}")
+    return summary
+
+
+def write_metrics(path, rows):
+    temporary = path + ".tmp"
+    with open(temporary, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(temporary, path)
+
+
+def main(argv=None):
+    args, config = parse_args(argv)
+    run_dir = args.resume
+    try:
+        if args.resume:
+            config_path = os.path.join(args.resume, "config.json")
+            if not os.path.exists(os.path.join(args.resume, "last.npz")):
+                raise FileNotFoundError(f"nothing to resume in {args.resume!r}: no last.npz there")
+            with open(config_path) as f:
+                config = TrainConfig(**json.load(f))
+            run_dir = args.resume
+        else:
+            name = args.name or (f"{config.dataset.replace(':', '-').replace('/', '-')}-"
+                                 f"{config.model.replace('/', '-')}-{time.strftime('%Y%m%d-%H%M%S')}")
+            run_dir = os.path.join(config.out, name)
+        train(config, run_dir, resume=bool(args.resume), command=" ".join(sys.argv))
+    except KeyboardInterrupt:
+        sys.exit(f"\nstopped; continue with: python -m minivit.train --resume {run_dir}")
+    except (DataError, backend.DeviceError, minivit.CheckpointError, FileNotFoundError,
+            Diverged, ValueError) as error:
+        sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+    main()

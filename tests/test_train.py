@@ -1,0 +1,99 @@
+"""The training CLI: a run directory with everything in it, exact resume, clear errors."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from minivit import train as train_module
+from minivit.checkpoint import load_arrays
+from minivit.train import TrainConfig, train
+
+TINY = dict(dataset="digits", model="C-micro/4", dim=16, depth=1, heads=2, mlp_dim=32,
+            patch_size=4, epochs=3, batch_size=256, lr=3e-3, warmup_epochs=1, augment="none",
+            dropout=0.1)
+
+
+def model_arrays(path):
+    return {k: v for k, v in load_arrays(path).items() if k.startswith(("model/", "optimizer/"))}
+
+
+def test_a_run_writes_its_directory(tmp_path):
+    summary = train(TrainConfig(**TINY), tmp_path / "run")
+    files = {p.name for p in (tmp_path / "run").iterdir()}
+    assert {"config.json", "metrics.csv", "summary.json", "last.npz", "best.npz", "curves.png"} <= files
+    lines = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    assert lines[0] == ("epoch,train_loss,train_accuracy,test_loss,test_accuracy,lr,seconds,"
+                        "images_per_second") and len(lines) == 1 + 3
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["epochs"] == 3
+    assert 0.1 < summary["best_test_accuracy"] <= 1
+
+
+def test_a_resumed_run_ends_with_the_same_weights(tmp_path, monkeypatch):
+    """Stop a run in its second epoch (as Ctrl-C would), resume it: the final weights and
+    optimizer state equal those of an uninterrupted run, bit for bit."""
+    train(TrainConfig(**TINY), tmp_path / "straight")
+
+    calls = []
+    real_evaluate = train_module.evaluate
+
+    def interrupted_evaluate(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_evaluate(*args)
+
+    monkeypatch.setattr(train_module, "evaluate", interrupted_evaluate)
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**TINY), tmp_path / "stopped")
+    assert int(load_arrays(tmp_path / "stopped" / "last.npz")["epoch"]) == 1
+    monkeypatch.setattr(train_module, "evaluate", real_evaluate)
+    train(TrainConfig(**TINY), tmp_path / "stopped", resume=True)
+
+    straight, resumed = (model_arrays(tmp_path / d / "last.npz") for d in ("straight", "stopped"))
+    assert straight.keys() == resumed.keys()
+    for name in straight:
+        np.testing.assert_array_equal(straight[name], resumed[name], err_msg=name)
+
+
+def test_a_diverging_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    real = train_module.ops.cross_entropy
+    calls = []
+
+    def poisoned(logits, labels, smoothing=0.0):
+        calls.append(1)
+        loss = real(logits, labels, smoothing)
+        return loss * float("nan") if len(calls) > 8 else loss  # epoch 1: 6 steps, 2 test batches
+
+    monkeypatch.setattr(train_module.ops, "cross_entropy", poisoned)
+    with pytest.raises(train_module.Diverged, match="the loss became nan at epoch 2"):
+        train(TrainConfig(**TINY), tmp_path / "run")
+    assert int(load_arrays(tmp_path / "run" / "last.npz")["epoch"]) == 1
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "minivit.train", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dataset", "mnist"], "error: unknown data set 'mnist'"),
+    (["--dataset", "digits", "--model", "Z/3"], "error: unknown config 'Z/3'"),
+    (["--dataset", "digits", "--patch-size", "3"], "error: image size 8 is not divisible by patch size 3"),
+    (["--resume", "no/such/run"], "error: nothing to resume in 'no/such/run'"),
+    (["--dataset", "digits", "--epochs", "x"], "argument --epochs: invalid int value: 'x'"),
+])
+def test_wrong_arguments_end_with_one_line_and_no_traceback(args, message):
+    result = run_cli(*args)
+    assert result.returncode != 0
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_gpu_without_a_gpu_is_one_line(tmp_path):
+    import minivit
+    if minivit.gpu_available():
+        pytest.skip("this machine has a GPU")
+    result = run_cli("--dataset", "digits", "--device", "gpu", "--out", str(tmp_path))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("error: device 'gpu' needs")
