@@ -49,7 +49,7 @@ class TrainConfig:
     warmup_epochs: float = 3
     label_smoothing: float = 0.1
     clip_norm: float = 1.0
-    augment: str = "basic"        # none | basic (crop + flip) | strong (+ random erasing)
+    augment: str = "basic"        # none | crop | basic (crop + flip) | strong (+ random erasing)
     seed: int = 0
     device: str = "cpu"
     out: str = "runs"
@@ -79,7 +79,7 @@ HELP = {
     "lr": "peak learning rate", "weight_decay": "decoupled weight decay (not on biases, norms, "
     "position embeddings, class token)", "warmup_epochs": "linear warmup, then cosine decay",
     "label_smoothing": "label smoothing of the cross-entropy", "clip_norm": "clip gradients to "
-    "this global norm (0: off)", "augment": "none, basic (random crop + flip) or strong "
+    "this global norm (0: off)", "augment": "none, crop (random crop), basic (crop + flip) or strong "
     "(basic + random erasing)", "seed": "random seed (same seed, same run on the CPU)",
     "device": "cpu (NumPy) or gpu (CuPy)", "out": "parent folder of the run directory",
 }
@@ -98,7 +98,7 @@ def parse_args(argv=None):
     for field in dataclasses.fields(TrainConfig):
         kind = {int: int, float: float, str: str}[field.type]
         flag = "--" + field.name.replace("_", "-")
-        choices = {"optimizer": ["adamw", "sgd"], "augment": ["none", "basic", "strong"],
+        choices = {"optimizer": ["adamw", "sgd"], "augment": ["none", "crop", "basic", "strong"],
                    "device": ["cpu", "gpu"], "pool": ["cls", "gap"]}.get(field.name)
         parser.add_argument(flag, type=kind, default=None, choices=choices,
                             help=f"{HELP[field.name]} (default {getattr(defaults, field.name)})")

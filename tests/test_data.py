@@ -525,8 +525,9 @@ def test_batches_are_normalised():
 
 def test_augment_presets():
     assert Augment.named("basic", 32) == Augment(crop=4, flip=True)
+    assert Augment.named("crop", 8) == Augment(crop=1)
     assert Augment.named("strong", 32).erase > 0 and Augment.named("none", 32) == Augment()
-    with pytest.raises(DataError, match="unknown augmentation 'wild': use none, basic, strong"):
+    with pytest.raises(DataError, match="unknown augmentation 'wild': use none, crop, basic, strong"):
         Augment.named("wild", 32)
 
 

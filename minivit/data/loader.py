@@ -26,9 +26,11 @@ class Augment:
 
     @classmethod
     def named(cls, name, image_size):
-        """The presets: "none"; "basic" = crop (padding image_size / 8) + flip;
+        """The presets: "none"; "crop" = a random crop (padding image_size / 8) alone, for
+        images that must not be mirrored (digits); "basic" = crop + flip;
         "strong" = basic + random erasing with probability 1/4."""
         presets = {"none": cls(),
+                   "crop": cls(crop=max(image_size // 8, 1)),
                    "basic": cls(crop=image_size // 8, flip=True),
                    "strong": cls(crop=image_size // 8, flip=True, erase=0.25)}
         if name not in presets:
