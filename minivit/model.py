@@ -74,11 +74,12 @@ class ViT(Module):
 
     pool='cls' classifies the class token (the paper's default); pool='gap' averages the patch
     tokens instead and, as in the official code, then has no class token.
-    gelu='erf' is the exact GELU (timm); 'tanh' the approximation the JAX checkpoints used.
+    gelu='tanh' is the approximation the paper's own (JAX) code used, and the default here: on the
+    CPU it is ~40x cheaper than SciPy's erf. gelu='erf' is the exact GELU that timm uses.
     """
 
     def __init__(self, image_size=224, patch_size=16, in_channels=3, num_classes=1000, dim=768,
-                 depth=12, heads=12, mlp_dim=3072, dropout=0.0, pool="cls", gelu="erf", eps=1e-6):
+                 depth=12, heads=12, mlp_dim=3072, dropout=0.0, pool="cls", gelu="tanh", eps=1e-6):
         if image_size % patch_size:
             raise ValueError(f"image size {image_size} is not divisible by patch size {patch_size}")
         if dim % heads:

@@ -12,7 +12,7 @@ SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 def gelu(x, approximate="erf"):
     """x * Phi(x), from erf (exact) or tanh (the approximation)."""
     if approximate == "tanh":
-        return 0.5 * x * (1 + F.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)))
+        return 0.5 * x * (1 + F.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)))
     return 0.5 * x * (1 + F.erf(x / math.sqrt(2)))
 
 

@@ -21,7 +21,7 @@ class GELU(Function):
             raise ValueError(f"gelu: approximate must be 'erf' or 'tanh', not {self.approximate!r}")
         xp = get_array_module(x)
         if self.approximate == "tanh":
-            self.t = xp.tanh(SQRT_2_OVER_PI * (x + TANH_CUBIC * x ** 3))
+            self.t = xp.tanh(SQRT_2_OVER_PI * x * (1 + TANH_CUBIC * x * x))  # x*x: NumPy's x**3 is ~50x slower
             return 0.5 * x * (1 + self.t)
         self.cdf = 0.5 * (1 + erf(x / math.sqrt(2)))
         return x * self.cdf
@@ -30,7 +30,8 @@ class GELU(Function):
         x = self.inputs[0].data
         xp = get_array_module(x)
         if self.approximate == "tanh":
+            t = self.t
             du_dx = SQRT_2_OVER_PI * (1 + 3 * TANH_CUBIC * x * x)
-            return (grad * (0.5 * (1 + self.t) + 0.5 * x * (1 - self.t * self.t) * du_dx),)
+            return (grad * 0.5 * (1 + t + x * (1 - t * t) * du_dx),)
         pdf = xp.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
         return (grad * (self.cdf + x * pdf),)
