@@ -31,9 +31,10 @@ def main(argv=None):
         config = TrainConfig(**json.loads(str(arrays["config"])))
         config = dataclasses.replace(config, device=args.device,
                                      dataset=args.dataset or config.dataset,
-                                     data_dir=args.data_dir or config.data_dir)
+                                     data_dir=args.data_dir or config.data_dir,
+                                     image_size=int(arrays["image_size"]))
         backend.check_device(config.device)
-        data = load_dataset(config.dataset, data_dir=config.data_dir, image_size=config.image_size)
+        data = load_dataset(config.dataset, data_dir=config.data_dir)
         model = build_model(config, data.train_images.shape[1], len(data.classes))
         epoch, _ = load_checkpoint(args.checkpoint, model)
         model.to(config.device)

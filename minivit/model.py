@@ -6,7 +6,7 @@
 """
 import numpy as np
 
-from minivit import ops
+from minivit import backend, ops
 from minivit.engine import Tensor
 from minivit.nn import MLP, Dropout, LayerNorm, Linear, Module, MultiHeadAttention, Parameter, normal
 
@@ -69,6 +69,31 @@ class Block(Module):
         return x + self.mlp(self.norm2(x))
 
 
+def interpolation_matrix(old, new):
+    """(new old) weights of linear interpolation with the corners aligned: output i samples the
+    input at i * (old - 1) / (new - 1), as scipy.ndimage.zoom(order=1) does."""
+    weights = np.zeros((new, old))
+    positions = np.arange(new) * (old - 1) / max(new - 1, 1)
+    left = np.minimum(np.floor(positions).astype(int), old - 1)
+    right = np.minimum(left + 1, old - 1)
+    fraction = positions - left
+    weights[np.arange(new), left] += 1 - fraction
+    weights[np.arange(new), right] += fraction
+    return weights
+
+
+def resize_pos_embed(pos_embed, new_grid, cls_tokens=1):
+    """Position embeddings (1 cls+g*g D) for a g x g patch grid -> (1 cls+G*G D) for G x G, by
+    bilinear interpolation of the grid (corners aligned, the official code's choice); the class
+    token's embedding is kept apart and unchanged."""
+    cls, grid = pos_embed[:, :cls_tokens], pos_embed[0, cls_tokens:]
+    old_grid = int(round(len(grid) ** 0.5))
+    grid = grid.reshape(old_grid, old_grid, -1)
+    matrix = interpolation_matrix(old_grid, new_grid).astype(pos_embed.dtype)
+    resized = np.einsum("Ii,ijd,Jj->IJd", matrix, grid, matrix)  # rows, then columns
+    return np.concatenate([cls, resized.reshape(1, new_grid * new_grid, -1)], axis=1)
+
+
 class ViT(Module):
     """Vision Transformer.  images (B C H W) -> logits (B K).
 
@@ -105,6 +130,20 @@ class ViT(Module):
         if name not in CONFIGS:
             raise ValueError(f"unknown config {name!r}; choose one of {', '.join(CONFIGS)}")
         return cls(**{**CONFIGS[name], **overrides})
+
+    def resize(self, image_size):
+        """Take images of another size with the same patch size (fine-tuning at a higher
+        resolution): the position embeddings are interpolated to the new patch grid."""
+        patch = self.patch_embed.patch_size
+        if image_size % patch:
+            raise ValueError(f"image size {image_size} is not divisible by patch size {patch}")
+        device = self.pos_embed.device
+        old = backend.to_device(self.pos_embed.data, "cpu")
+        new = resize_pos_embed(old, image_size // patch, cls_tokens=int(self.pool == "cls"))
+        self.pos_embed.data = backend.to_device(new, device)
+        self.patch_embed.image_size, self.patch_embed.grid = image_size, image_size // patch
+        self.config["image_size"] = image_size
+        return self
 
     def forward_features(self, images):
         """images (B C H W) -> the representation the head sees (B D)."""

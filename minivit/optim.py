@@ -33,6 +33,12 @@ class Optimizer:
         params = [(p, g["weight_decay"]) for g in self.groups for p in g["params"]]
         return [(p, wd, state) for (p, wd), state in zip(params, self.state)]
 
+    def forget(self, param):
+        """Drop the state kept for one parameter (after its shape changed, e.g. a resize)."""
+        for p, _, state in self.parameters():
+            if p is param:
+                state.clear()
+
     def zero_grad(self):
         for p, _, _ in self.parameters():
             p.grad = None

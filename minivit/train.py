@@ -22,7 +22,7 @@ from tqdm import tqdm
 import minivit
 from minivit import backend, ops
 from minivit.checkpoint import load_arrays, save_arrays
-from minivit.data import DataError, load_dataset
+from minivit.data import DataError, downsample, load_dataset
 from minivit.data.loader import batches
 from minivit.model import CONFIGS, ViT
 from minivit.optim import SGD, AdamW, clip_grad_norm, param_groups, warmup_cosine
@@ -49,6 +49,8 @@ class TrainConfig:
     warmup_epochs: float = 3
     label_smoothing: float = 0.1
     clip_norm: float = 1.0
+    low_res_epochs: int = 0       # train the first epochs on downsampled images (cheaper) ...
+    low_res_size: int = 16        # ... of this size, then interpolate the position embeddings
     augment: str = "basic"        # none | crop | basic (crop + flip) | strong (+ random erasing)
     seed: int = 0
     device: str = "cpu"
@@ -78,6 +80,9 @@ HELP = {
     "batch_size": "images per step", "optimizer": "adamw or sgd (momentum 0.9)",
     "lr": "peak learning rate", "weight_decay": "decoupled weight decay (not on biases, norms, "
     "position embeddings, class token)", "warmup_epochs": "linear warmup, then cosine decay",
+    "low_res_epochs": "train this many epochs first on images downsampled to --low-res-size "
+    "(4x fewer tokens at half the size), then go on at full size with the position embeddings "
+    "interpolated", "low_res_size": "image size of the low-resolution epochs",
     "label_smoothing": "label smoothing of the cross-entropy", "clip_norm": "clip gradients to "
     "this global norm (0: off)", "augment": "none, crop (random crop), basic (crop + flip) or strong "
     "(basic + random erasing)", "seed": "random seed (same seed, same run on the CPU)",
@@ -118,12 +123,14 @@ def build_model(config, in_channels, num_classes):
 
 
 def evaluate(model, images, labels, mean, std):
-    """Loss, accuracy and the predicted labels (NumPy) of a test set, the model in eval mode."""
+    """Loss, accuracy and the predicted labels (NumPy) of a test set, the model in eval mode
+    (and at its current resolution)."""
     model.eval()
     total_loss, predictions = 0.0, []
+    factor = images.shape[-1] // model.patch_embed.image_size
     with minivit.no_grad():
         for x, y in batches(images, labels, 256, mean=mean, std=std):
-            logits = model(x)
+            logits = model(downsample(x, factor))
             total_loss += ops.cross_entropy(logits, y).item() * len(y)
             predictions.append(logits.data.argmax(axis=1))
     xp = backend.get_array_module(labels)
@@ -136,6 +143,7 @@ def save_checkpoint(path, model, optimizer, epoch, config, best_accuracy):
     arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
     arrays.update({f"optimizer/{k}": v for k, v in optimizer.state_dict().items()})
     arrays.update(epoch=epoch, best_accuracy=best_accuracy, seed=config.seed,
+                  image_size=model.patch_embed.image_size,
                   config=json.dumps(dataclasses.asdict(config)))
     save_arrays(path, arrays)
 
@@ -179,8 +187,16 @@ def train(config, run_dir, resume=False, command=""):
     data = load_dataset(config.dataset, data_dir=config.data_dir, image_size=config.image_size)
     image_size = config.image_size or data.train_images.shape[-1]
     config = dataclasses.replace(config, image_size=image_size)
+    if config.low_res_epochs and image_size % config.low_res_size:
+        raise ValueError(f"--low-res-size {config.low_res_size} does not divide the image size "
+                         f"{image_size}")
+    last_path = os.path.join(run_dir, "last.npz")
+    start_epoch = int(load_arrays(last_path)["epoch"]) if resume else 0
+    low_res = config.low_res_epochs > 0 and start_epoch <= config.low_res_epochs
     minivit.manual_seed(config.seed)
-    model = build_model(config, data.train_images.shape[1], len(data.classes))
+    model = build_model(config if not low_res else
+                        dataclasses.replace(config, image_size=config.low_res_size),
+                        data.train_images.shape[1], len(data.classes))
     model.to(config.device)
     groups = param_groups(model, config.weight_decay)
     optimizer = (AdamW(groups, config.lr) if config.optimizer == "adamw"
@@ -191,9 +207,9 @@ def train(config, run_dir, resume=False, command=""):
 
     os.makedirs(run_dir, exist_ok=True)
     metrics_path = os.path.join(run_dir, "metrics.csv")
-    start_epoch, best_accuracy, rows = 0, 0.0, []
+    best_accuracy, rows = 0.0, []
     if resume:
-        start_epoch, best_accuracy = load_checkpoint(os.path.join(run_dir, "last.npz"), model, optimizer)
+        start_epoch, best_accuracy = load_checkpoint(last_path, model, optimizer)
         with open(metrics_path) as f:
             rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)][:start_epoch]
     with open(os.path.join(run_dir, "config.json"), "w") as f:
@@ -210,6 +226,10 @@ def train(config, run_dir, resume=False, command=""):
         # every epoch's randomness comes from (seed, epoch): a resumed run replays it exactly
         minivit.manual_seed(config.seed * 100_003 + epoch)
         rng = np.random.default_rng([config.seed, epoch])
+        if epoch == config.low_res_epochs and model.patch_embed.image_size != image_size:
+            model.resize(image_size)  # from here on at full resolution
+            optimizer.forget(model.pos_embed)
+        factor = image_size // model.patch_embed.image_size
         model.train()
         seen = correct = 0
         loss_sum = 0.0
@@ -221,7 +241,7 @@ def train(config, run_dir, resume=False, command=""):
                    disable=not sys.stdout.isatty())  # a log file gets the epoch lines only
         for step, (x, y) in enumerate(bar, start=epoch * steps_per_epoch):
             optimizer.lr = warmup_cosine(step, total_steps, warmup_steps, config.lr)
-            logits = model(x)
+            logits = model(downsample(x, factor))
             loss = ops.cross_entropy(logits, y, config.label_smoothing)
             if not math.isfinite(loss.item()):
                 raise Diverged(f"the loss became {loss.item()} at epoch {epoch + 1}; the last good "

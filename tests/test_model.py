@@ -105,3 +105,24 @@ def test_tiny_vit_overfits_64_random_images():
     with minivit.no_grad():
         accuracy = (model(images).data.argmax(axis=1) == labels).mean()
     assert accuracy == 1.0 and loss.item() < 0.1
+
+
+def test_position_embeddings_resize_like_scipy_zoom_order_1():
+    """Bilinear with corners aligned, the official code's scipy.ndimage.zoom(order=1); the class
+    token's embedding is kept apart."""
+    scipy_ndimage = pytest.importorskip("scipy.ndimage")
+    from minivit.model import resize_pos_embed
+    pos_embed = np.random.default_rng(0).standard_normal((1, 1 + 4 * 4, 6))
+    resized = resize_pos_embed(pos_embed, 7)
+    expected = scipy_ndimage.zoom(pos_embed[0, 1:].reshape(4, 4, 6), (7 / 4, 7 / 4, 1), order=1,
+                                  grid_mode=False)
+    np.testing.assert_allclose(resized[0, 1:].reshape(7, 7, 6), expected, atol=1e-12)
+    np.testing.assert_array_equal(resized[:, 0], pos_embed[:, 0])
+
+
+def test_a_model_resized_to_a_higher_resolution_takes_the_new_images():
+    model = ViT.from_config("C-micro/4", num_classes=3, image_size=16).resize(32)
+    assert model.pos_embed.shape == (1, 1 + 8 * 8, 64)
+    assert model(np.zeros((2, 3, 32, 32), np.float32)).shape == (2, 3)
+    with pytest.raises(ValueError, match="image size 30 is not divisible by patch size 4"):
+        model.resize(30)

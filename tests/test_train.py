@@ -30,10 +30,14 @@ def test_a_run_writes_its_directory(tmp_path):
     assert 0.1 < summary["best_test_accuracy"] <= 1
 
 
-def test_a_resumed_run_ends_with_the_same_weights(tmp_path, monkeypatch):
+@pytest.mark.parametrize("low_res_epochs", [0, 1])
+def test_a_resumed_run_ends_with_the_same_weights(tmp_path, monkeypatch, low_res_epochs):
     """Stop a run in its second epoch (as Ctrl-C would), resume it: the final weights and
-    optimizer state equal those of an uninterrupted run, bit for bit."""
-    train(TrainConfig(**TINY), tmp_path / "straight")
+    optimizer state equal those of an uninterrupted run, bit for bit. With low_res_epochs=1 the
+    run is resumed right where it moves from 4 px to 8 px images."""
+    config = TrainConfig(**{**TINY, "patch_size": 2, "low_res_epochs": low_res_epochs,
+                            "low_res_size": 4})
+    train(config, tmp_path / "straight")
 
     calls = []
     real_evaluate = train_module.evaluate
@@ -46,10 +50,10 @@ def test_a_resumed_run_ends_with_the_same_weights(tmp_path, monkeypatch):
 
     monkeypatch.setattr(train_module, "evaluate", interrupted_evaluate)
     with pytest.raises(KeyboardInterrupt):
-        train(TrainConfig(**TINY), tmp_path / "stopped")
+        train(config, tmp_path / "stopped")
     assert int(load_arrays(tmp_path / "stopped" / "last.npz")["epoch"]) == 1
     monkeypatch.setattr(train_module, "evaluate", real_evaluate)
-    train(TrainConfig(**TINY), tmp_path / "stopped", resume=True)
+    train(config, tmp_path / "stopped", resume=True)
 
     straight, resumed = (model_arrays(tmp_path / d / "last.npz") for d in ("straight", "stopped"))
     assert straight.keys() == resumed.keys()

@@ -9,8 +9,8 @@
 Every problem (a missing archive, no network, a bad checksum, an unsafe archive, an empty image
 folder) raises DataError with a one-line message that says what to do.
 """
-from minivit.data.augment import (cutmix, horizontal_flip, mixup, normalize, random_crop,
-                                  random_erasing)
+from minivit.data.augment import (cutmix, downsample, horizontal_flip, mixup, normalize,
+                                  random_crop, random_erasing)
 from minivit.data.cifar import load_cifar
 from minivit.data.dataset import DataError, Dataset
 from minivit.data.digits import load_digits

@@ -18,6 +18,15 @@ def normalize(images, mean, std):
     return (images.astype(xp.float32) / 255 - mean) / std
 
 
+def downsample(images, factor):
+    """Average each factor x factor block of pixels: (B C H W) -> (B C H/factor W/factor).
+    For training at a lower resolution first (a cheaper start, see --low-res-epochs)."""
+    if factor == 1:
+        return images
+    B, C, H, W = images.shape
+    return images.reshape(B, C, H // factor, factor, W // factor, factor).mean(axis=(3, 5))
+
+
 def random_crop(images, padding, rng):
     """Pad every image with `padding` zero pixels on each side and cut out an H x W window at a
     random offset, i.e. shift it by up to `padding` pixels each way.  (B C H W) -> (B C H W)."""
