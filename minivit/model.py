@@ -17,6 +17,7 @@ CONFIGS = {
     "B/16": dict(dim=768, depth=12, heads=12, mlp_dim=3072, patch_size=16, image_size=224),
     "L/16": dict(dim=1024, depth=24, heads=16, mlp_dim=4096, patch_size=16, image_size=224),
     "C-micro/4": dict(dim=64, depth=2, heads=2, mlp_dim=128, patch_size=4, image_size=32),
+    "C-mini/4": dict(dim=128, depth=6, heads=4, mlp_dim=256, patch_size=4, image_size=32),
     "C-Ti/4": dict(dim=192, depth=6, heads=3, mlp_dim=768, patch_size=4, image_size=32),
     "C-S/4": dict(dim=256, depth=7, heads=4, mlp_dim=512, patch_size=4, image_size=32),
 }
