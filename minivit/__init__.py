@@ -13,7 +13,8 @@ from minivit.engine import Function, Tensor, no_grad
 from minivit.gradcheck import GradcheckError, gradcheck
 from minivit.model import CONFIGS, ViT
 from minivit.nn import CheckpointError, Module
+from minivit.pretrained import from_pretrained, save_pretrained
 
 __all__ = ["ops", "optim", "DeviceError", "gpu_available", "manual_seed", "load", "save",
            "Function", "Tensor", "no_grad", "GradcheckError", "gradcheck", "CONFIGS", "ViT",
-           "CheckpointError", "Module"]
+           "CheckpointError", "Module", "from_pretrained", "save_pretrained"]

@@ -23,6 +23,8 @@ import minivit  # noqa: E402
 from minivit import backend, ops  # noqa: E402
 from minivit.model import PatchEmbed  # noqa: E402
 from minivit.ops import composed  # noqa: E402
+from minivit.torch_reference import (conv_kernel, split_heads, to_minivit_layout,  # noqa: E402
+                                     torch_twin)
 
 RTOL, ATOL = 1e-10, 1e-12  # float64: a correct op is off by a few ulps, a wrong one by far more
 PATCHES = "b c (h p1) (w p2) -> b (h w) (p1 p2 c)"
@@ -64,12 +66,6 @@ def patchify(images, patch):
     B, C, H, W = images.shape
     x = images.reshape(B, C, H // patch, patch, W // patch, patch)    # b c h p1 w p2
     return x.permute(0, 2, 4, 3, 5, 1).reshape(B, -1, patch * patch * C)
-
-
-def split_heads(qkv, heads):
-    """(B N 3D) laid out (3 H Dh) -> q, k, v each (B H N Dh), as timm's Attention does."""
-    B, N, three_d = qkv.shape
-    return qkv.reshape(B, N, 3, heads, three_d // (3 * heads)).permute(2, 0, 3, 1, 4)
 
 
 def torch_attention(qkv, heads):
@@ -225,102 +221,6 @@ def test_op_matches_torch(ours, theirs, inputs, device):
 
 # --- the whole model --------------------------------------------------------------------------
 
-class TorchPatchEmbed(nn.Module):
-    """The official patch embedding: a P x P convolution with stride P, (B C H W) -> (B N D)."""
-
-    def __init__(self, patch_size, in_channels, dim):
-        super().__init__()
-        self.proj = nn.Conv2d(in_channels, dim, patch_size, stride=patch_size)
-
-    def forward(self, images):
-        return self.proj(images).flatten(2).transpose(1, 2)            # B D h w -> B (h w) D
-
-
-class TorchAttention(nn.Module):
-    def __init__(self, dim, heads):
-        super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x):
-        return self.proj(torch_attention(self.qkv(x), self.heads))
-
-
-class TorchMLP(nn.Module):
-    def __init__(self, dim, hidden_dim, gelu):
-        super().__init__()
-        self.approximate = {"erf": "none", "tanh": "tanh"}[gelu]
-        self.fc1 = nn.Linear(dim, hidden_dim)
-        self.fc2 = nn.Linear(hidden_dim, dim)
-
-    def forward(self, x):
-        return self.fc2(TF.gelu(self.fc1(x), approximate=self.approximate))
-
-
-class TorchBlock(nn.Module):
-    """Pre-LN: x + attn(LN(x)), then x + mlp(LN(x))."""
-
-    def __init__(self, dim, heads, mlp_dim, gelu, eps):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=eps)
-        self.attn = TorchAttention(dim, heads)
-        self.norm2 = nn.LayerNorm(dim, eps=eps)
-        self.mlp = TorchMLP(dim, mlp_dim, gelu)
-
-    def forward(self, x):
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
-
-
-class TorchViT(nn.Module):
-    """minivit's ViT in plain torch.nn, with the same parameter names, so weights map 1:1."""
-
-    def __init__(self, image_size, patch_size, in_channels, num_classes, dim, depth, heads,
-                 mlp_dim, dropout=0.0, pool="cls", gelu="erf", eps=1e-6):
-        super().__init__()
-        assert dropout == 0, "the parity test compares deterministic models"
-        self.pool = pool
-        self.patch_embed = TorchPatchEmbed(patch_size, in_channels, dim)
-        tokens = (image_size // patch_size) ** 2 + (pool == "cls")
-        if pool == "cls":
-            self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.pos_embed = nn.Parameter(torch.zeros(1, tokens, dim))
-        self.blocks = nn.ModuleList(TorchBlock(dim, heads, mlp_dim, gelu, eps)
-                                    for _ in range(depth))
-        self.norm = nn.LayerNorm(dim, eps=eps)
-        self.head = nn.Linear(dim, num_classes)
-
-    def forward(self, images):
-        x = self.patch_embed(images)
-        if self.pool == "cls":
-            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
-        x = x + self.pos_embed
-        for block in self.blocks:
-            x = block(x)
-        x = self.norm(x)
-        return self.head(x[:, 0] if self.pool == "cls" else x.mean(dim=1))
-
-
-def conv_kernel(weight, patch, channels):
-    """The patch projection (P*P*C D), rows ordered (p1 p2 c), as a conv2d kernel (D C P P)."""
-    return weight.reshape(patch, patch, channels, -1).transpose(3, 2, 0, 1)
-
-
-def to_torch_layout(name, array, patch):
-    """A minivit parameter as torch stores it: Linear weights (Din Dout) -> (Dout Din)."""
-    if name == "patch_embed.proj.weight":
-        return conv_kernel(array, patch, array.shape[0] // patch ** 2)
-    return array.T if array.ndim == 2 else array
-
-
-def to_minivit_layout(name, array):
-    """The inverse of to_torch_layout (used on torch's gradients)."""
-    if name == "patch_embed.proj.weight":                              # D C P P -> (p1 p2 c) D
-        return array.transpose(2, 3, 1, 0).reshape(-1, array.shape[0])
-    return array.T if array.ndim == 2 else array
-
-
 def random_model(rng, device, **overrides):
     """C-micro/4 in float64 with every parameter random (the head starts at zero otherwise,
     which would make every gradient before it zero and the test toothless)."""
@@ -329,18 +229,6 @@ def random_model(rng, device, **overrides):
         is_norm_scale = "norm" in name and name.endswith(".weight")
         p.data = rng.standard_normal(p.shape) * 0.2 + (1.0 if is_norm_scale else 0.0)
     return model.to(device, dtype=np.float64)
-
-
-def torch_twin(model):
-    """A TorchViT holding copies of the minivit model's parameters."""
-    twin = TorchViT(**model.config).double()
-    ours = {name: p.numpy() for name, p in model.named_parameters()}
-    theirs = dict(twin.named_parameters())
-    assert theirs.keys() == ours.keys(), "the two architectures should have the same parameters"
-    with torch.no_grad():
-        for name, p in theirs.items():
-            p.copy_(torch.tensor(to_torch_layout(name, ours[name], model.config["patch_size"])))
-    return twin
 
 
 @pytest.mark.parametrize("pool, gelu", [("cls", "erf"), ("gap", "tanh")])

@@ -3,12 +3,16 @@ from minivit.backend import get_array_module
 from minivit.engine import Tensor
 from minivit.ops.arithmetic import Add, Div, Erf, Exp, Log, Mul, Neg, Power, Sub, Tanh
 from minivit.ops.attention import Attention
+from minivit.ops.conv import Conv2d
 from minivit.ops.cross_entropy import CrossEntropy
 from minivit.ops.dropout import Dropout
 from minivit.ops.gelu import GELU
+from minivit.ops.groupnorm import GroupNorm
 from minivit.ops.layernorm import LayerNorm
 from minivit.ops.matmul import Linear, MatMul
+from minivit.ops.pool import MaxPool2d
 from minivit.ops.reduce import Mean, Sum
+from minivit.ops.relu import ReLU
 from minivit.ops.shape import BroadcastTo, Concat, GetItem, Rearrange, Reshape, Transpose
 from minivit.ops.softmax import Softmax
 
@@ -17,6 +21,7 @@ __all__ = [
     "mean", "reshape", "transpose", "rearrange", "broadcast_to", "concat", "getitem",
     "softmax", "attention", "linear", "gelu", "layernorm", "dropout", "cross_entropy",
     "one_hot",
+    "conv2d", "max_pool2d", "group_norm", "relu",
 ]
 
 
@@ -77,3 +82,25 @@ def one_hot(labels, num_classes, like=None):
     xp = get_array_module(like if like is not None else labels)
     labels = xp.asarray(labels)
     return Tensor(xp.eye(num_classes, dtype=like.dtype if like is not None else "float32")[labels])
+
+
+def conv2d(x, w, b=None, stride=1, padding=0):
+    """2-D convolution (im2col + one GEMM).  x: (B C H W), w: (O C k k), b: (O) -> (B O H' W'),
+    H' = (H + 2 padding - k) // stride + 1."""
+    op = Conv2d(stride=stride, padding=padding)
+    return op(x, w) if b is None else op(x, w, b)
+
+
+def max_pool2d(x, size=2):
+    """The maximum of each non-overlapping size x size window: (B C H W) -> (B C H/size W/size).
+    (Global average pooling is just x.mean(axis=(2, 3)).)"""
+    return MaxPool2d(size=size)(x)
+
+
+def group_norm(x, groups, gamma, beta, eps=1e-5):
+    """Normalise each image's groups of C/groups channels (over channels and positions), then
+    scale and shift every channel by gamma and beta (C).  x: (B C ...) -> same shape."""
+    return GroupNorm(groups=groups, eps=eps)(x, gamma, beta)
+
+
+def relu(x): return ReLU()(x)

@@ -1,0 +1,150 @@
+"""What a trained ViT learned, as the paper's analysis figures (its Figures 6 and 7):
+
+    python -m minivit.inspect runs/RUN_DIR/best.npz --out figures [--images 128] [--show 8]
+
+writes into --out:
+  filters.png               principal components of the patch-embedding filters, as RGB patches
+  position_similarity.png   each position embedding's cosine similarity with all the others
+  attention_distance.png    mean attention distance of every head against depth
+  attention_rollout.png     attention rollout maps over the first --show test images
+  summary.json              the numbers behind them (mean attention distance per layer and head)
+The mean attention distance is averaged over the first --images test images (the paper: 128).
+See minivit.analysis for the algorithms.
+"""
+import argparse
+import dataclasses
+import json
+import os
+import sys
+
+import numpy as np
+
+from minivit import analysis, backend
+from minivit.checkpoint import load_arrays
+from minivit.data import DataError, downsample, load_dataset
+from minivit.data.loader import batches
+from minivit.model import CONFIGS
+from minivit.nn import CheckpointError
+from minivit.train import TrainConfig, build_model, load_checkpoint
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m minivit.inspect", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Draw the paper's analysis figures (embedding filters, position-embedding "
+                    "similarity, mean attention distance, attention rollout) for a trained model.")
+    parser.add_argument("checkpoint", help="a last.npz or best.npz written by minivit.train")
+    parser.add_argument("--out", required=True, help="folder to write the figures into")
+    parser.add_argument("--dataset", help="data set whose test images to use "
+                        "(default: the one it was trained on)")
+    parser.add_argument("--data-dir", help="where data sets live (default: the training run's)")
+    parser.add_argument("--images", type=int, default=128,
+                        help="test images to average the mean attention distance over")
+    parser.add_argument("--show", type=int, default=8,
+                        help="test images to draw attention rollout maps for (at most --images)")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
+    parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    args = parser.parse_args(argv)
+    if args.images < 1 or args.show < 1 or args.batch_size < 1:
+        parser.error("--images, --show and --batch-size must be at least 1")
+    return args
+
+
+def load_model(path, device="cpu"):
+    """(model, config, epoch) from a training checkpoint, the model built at the checkpoint's
+    own image size, its channels and classes read from the weights themselves."""
+    arrays = load_arrays(path)
+    if "config" not in arrays or "image_size" not in arrays:
+        raise CheckpointError(f"{path} is not a training checkpoint (no config in it); "
+                              f"use a last.npz or best.npz written by minivit.train")
+    try:
+        config = TrainConfig(**json.loads(str(arrays["config"])))
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{path} has a config that is not a TrainConfig ({error})") from None
+    if config.model not in CONFIGS:
+        raise CheckpointError(f"{path} names an unknown model {config.model!r}")
+    for name in ("model/patch_embed.proj.weight", "model/head.weight"):
+        if name not in arrays:
+            raise CheckpointError(f"{path} has no tensor {name[6:]!r}")
+    patch = config.patch_size or CONFIGS[config.model]["patch_size"]
+    in_channels = arrays["model/patch_embed.proj.weight"].shape[0] // (patch * patch)
+    num_classes = arrays["model/head.weight"].shape[1]
+    model_config = dataclasses.replace(config, image_size=int(arrays["image_size"]), device=device)
+    model = build_model(model_config, in_channels, num_classes)
+    epoch, _ = load_checkpoint(path, model)
+    model.to(device)
+    return model, config, epoch
+
+
+def inspect(checkpoint, out, dataset=None, data_dir=None, images=128, show=8, batch_size=64,
+            device="cpu"):
+    """Write the four figures and summary.json into `out`; returns {name: path}."""
+    backend.check_device(device)
+    model, config, epoch = load_model(checkpoint, device)
+    dataset = dataset or config.dataset
+    data = load_dataset(dataset, data_dir=data_dir or config.data_dir,
+                        image_size=config.image_size if dataset.startswith("folder:") else None)
+    size, model_size = data.test_images.shape[-1], model.patch_embed.image_size
+    if size % model_size or data.test_images.shape[1] != model.patch_embed.in_channels:
+        raise ValueError(f"{data.name} has {data.test_images.shape[1]}-channel {size}x{size} "
+                         f"images, but the model takes {model.patch_embed.in_channels}-channel "
+                         f"{model_size}x{model_size} ones")
+    test_images = data.test_images[:images]
+    show = min(show, len(test_images))
+    patch, grid = model.patch_embed.patch_size, model.patch_embed.grid
+    cls_tokens = int(model.pool == "cls")
+
+    # the attention, a batch at a time: the distance is summed over images, rollout kept for `show`
+    distance_sum, maps = 0.0, []
+    for x, _ in batches(test_images, np.zeros(len(test_images), np.int64), batch_size,
+                        mean=data.mean, std=data.std):
+        attentions = analysis.attention_weights(model, downsample(x, size // model_size))
+        distance_sum = distance_sum + len(x) * analysis.mean_attention_distance(
+            attentions, grid, patch, cls_tokens)
+        if sum(len(m) for m in maps) < show:
+            maps.append(analysis.attention_rollout(attentions, cls_tokens))
+    distances = distance_sum / len(test_images)
+    maps = np.concatenate(maps)[:show]
+
+    weight = backend.to_device(model.patch_embed.proj.weight.data, "cpu")
+    filters = analysis.embedding_filters(weight, patch, model.patch_embed.in_channels)
+    tiles = analysis.position_similarity(backend.to_device(model.pos_embed.data, "cpu"), grid,
+                                         cls_tokens)
+
+    os.makedirs(out, exist_ok=True)
+    paths = {name: os.path.join(out, f"{name}.png") for name in
+             ("filters", "position_similarity", "attention_distance", "attention_rollout")}
+    analysis.plot_filters(filters, paths["filters"])
+    analysis.plot_position_similarity(tiles, paths["position_similarity"])
+    # the distances are in pixels of the model's input, so the axis is too
+    analysis.plot_attention_distance(distances, paths["attention_distance"], image_size=model_size)
+    analysis.plot_rollout(test_images[:show], maps, paths["attention_rollout"])
+    summary = dict(
+        checkpoint=os.fspath(checkpoint), epoch=epoch, dataset=data.name, model=config.model,
+        image_size=model_size, patch_size=patch, grid=grid, pool=model.pool,
+        layers=len(model.blocks), heads=model.blocks[0].attn.heads,
+        distance_images=len(test_images), rollout_images=show,
+        distance_rows_renormalized=True, filter_components=len(filters),
+        mean_attention_distance=distances.round(4).tolist(),
+        mean_attention_distance_per_layer=distances.mean(axis=1).round(4).tolist(),
+        figures={name: os.path.basename(path) for name, path in paths.items()})
+    paths["summary"] = os.path.join(out, "summary.json")
+    with open(paths["summary"], "w") as f:
+        json.dump(summary, f, indent=2)
+    return paths
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        paths = inspect(args.checkpoint, args.out, args.dataset, args.data_dir, args.images,
+                        args.show, args.batch_size, args.device)
+    except (DataError, CheckpointError, backend.DeviceError, FileNotFoundError,
+            ValueError) as error:
+        sys.exit(f"error: {error}")
+    for path in paths.values():
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

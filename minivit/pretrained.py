@@ -1,0 +1,464 @@
+"""Pretrained weights: moving a ViT's weights between the official layout, timm's and minivit's.
+
+The same network is stored three ways. With D the width, H heads of Dh = D/H features, P the
+patch size, C channels, M the MLP width and K classes:
+
+    minivit                    official .npz (JAX)                  timm .safetensors
+    patch_embed.proj.weight    embedding/kernel (P P C D)           patch_embed.proj.weight
+      (P*P*C D), rows (p1 p2 c)                                       (D C P P)
+    blocks.i.attn.qkv.weight   .../{query,key,value}/kernel         blocks.i.attn.qkv.weight
+      (D 3D), columns (3 H Dh)   (D H Dh) each                        (3D D)
+    blocks.i.attn.proj.weight  .../out/kernel (H Dh D)              (D D)
+    blocks.i.mlp.fc1.weight    .../MlpBlock_3/Dense_0/kernel (D M)  blocks.i.mlp.fc1.weight (M D)
+    norm.{weight,bias}         Transformer/encoder_norm/{scale,bias}  norm.{weight,bias}
+
+minivit stores Linear weights (Din Dout) like the JAX kernels, so the official layout only needs
+reshapes (splitting D into H Dh) and timm's only transposes (torch stores (Dout Din)). Every
+conversion is a pure rearrangement of entries, so a round trip is exact.
+
+    model = minivit.pretrained.from_pretrained("ViT-B_16.npz", num_classes=10, image_size=384)
+    save_pretrained(model, "mine.safetensors", layout="timm")
+
+The GELU follows the source: the JAX checkpoints were trained with its tanh approximation, timm's
+with the exact erf form (the two differ by up to ~4.7e-4 per activation).
+"""
+import json
+import os
+import re
+import warnings
+
+import numpy as np
+
+from minivit import backend
+from minivit.checkpoint import load_arrays, save_arrays
+from minivit.model import ViT
+from minivit.nn import CheckpointError
+
+# --- .safetensors: reading and writing without the safetensors package ------------------------
+#
+#   bytes 0..8      N, the header's length, an unsigned 64-bit little-endian integer
+#   bytes 8..8+N    a JSON object {name: {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}},
+#                   plus an optional "__metadata__": {str: str}
+#   bytes 8+N..     the data: tensor `name` is the raw little-endian bytes [b, e) of this part
+
+DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i8", "I32": "<i4",
+          "I16": "<i2", "I8": "i1", "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1",
+          "BOOL": "?"}
+NAMES = {np.dtype(code): name for name, code in DTYPES.items() if name != "BF16"}  # "<u2": U16
+MAX_HEADER = 100_000_000  # the safetensors library's own limit: a larger "length" is corruption
+
+
+def bfloat16_to_float32(bits):
+    """bfloat16 is the top half of a float32 (sign, 8 exponent bits, 7 mantissa bits): shifting
+    its 16 bits up by 16 gives the float32 with the same value.  uint16 (...) -> float32 (...)."""
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def _read_header(f, path):
+    """The parsed JSON header of an open .safetensors file and where its data begins."""
+    size = os.fstat(f.fileno()).st_size
+    prefix = f.read(8)
+    if len(prefix) < 8:
+        raise CheckpointError(f"{path} is not a .safetensors file: {size} bytes, too short for "
+                              "the 8-byte header length")
+    length = int.from_bytes(prefix, "little")
+    if length > min(size - 8, MAX_HEADER):
+        raise CheckpointError(f"{path} is truncated or not a .safetensors file: the header "
+                              f"length {length} runs past the end of the file ({size} bytes)")
+    try:
+        header = json.loads(f.read(length).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path} has a corrupt .safetensors header ({error})") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path} has a corrupt .safetensors header (not a JSON object)")
+    return header, 8 + length, size - 8 - length
+
+
+def _check_entry(path, name, entry, data_size):
+    """dtype, shape and byte range [begin, end) of one header entry, after checking that they
+    make sense: a known dtype, offsets inside the data, and exactly dtype x shape bytes."""
+    try:
+        dtype, shape, (begin, end) = entry["dtype"], tuple(entry["shape"]), entry["data_offsets"]
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(f"{path}: tensor {name!r} has a malformed header entry "
+                              f"{entry!r}") from None
+    if dtype not in DTYPES:
+        raise CheckpointError(f"{path}: tensor {name!r} has dtype {dtype!r}, which minivit cannot "
+                              f"read (it reads {', '.join(DTYPES)})")
+    if not all(isinstance(n, int) and n >= 0 for n in (*shape, begin, end)):
+        raise CheckpointError(f"{path}: tensor {name!r} has a malformed shape {shape} or offsets "
+                              f"{[begin, end]}")
+    if not begin <= end <= data_size:
+        raise CheckpointError(f"{path} is truncated or corrupt: tensor {name!r} needs bytes "
+                              f"{begin}..{end} of the data, which has {data_size}")
+    expected = np.dtype(DTYPES[dtype]).itemsize * int(np.prod(shape))
+    if end - begin != expected:
+        raise CheckpointError(f"{path} is corrupt: tensor {name!r} ({dtype}, shape {shape}) needs "
+                              f"{expected} bytes but has {end - begin}")
+    return dtype, shape, (begin, end)
+
+
+def read_safetensors(path):
+    """Read {name: NumPy array} from a .safetensors file, in the header's order.
+
+    F64/F32/F16 and the integer types keep their dtype; BF16, which NumPy lacks, becomes float32
+    (exactly: every bfloat16 is a float32). A truncated or corrupt file raises CheckpointError."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    with open(path, "rb") as f:
+        header, data_start, data_size = _read_header(f, path)
+        entries = {name: _check_entry(path, name, entry, data_size)
+                   for name, entry in header.items() if name != "__metadata__"}
+        taken = sorted(span for _, _, span in entries.values() if span[0] < span[1])
+        for (_, end), (begin, _) in zip(taken, taken[1:]):
+            if begin < end:
+                raise CheckpointError(f"{path} is corrupt: two tensors share bytes {begin}..{end}")
+        arrays = {}
+        for name, (dtype, shape, (begin, end)) in entries.items():
+            array = np.empty(shape, DTYPES[dtype])
+            f.seek(data_start + begin)
+            if array.size and f.readinto(array.reshape(-1).view(np.uint8)) != end - begin:
+                raise CheckpointError(f"{path} is truncated: tensor {name!r} is cut short")
+            arrays[name] = bfloat16_to_float32(array) if dtype == "BF16" else array
+    return arrays
+
+
+def safetensors_metadata(path):
+    """The optional "__metadata__" {str: str} of a .safetensors file ({} if it has none)."""
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        header, _, _ = _read_header(f, path)
+    metadata = header.get("__metadata__", {})
+    if not isinstance(metadata, dict):
+        raise CheckpointError(f"{path} has a corrupt .safetensors header (__metadata__ is not an "
+                              "object)")
+    return metadata
+
+
+def write_safetensors(path, arrays, metadata=None):
+    """Write {name: array} (NumPy or CuPy) to `path` as .safetensors, with optional string
+    metadata. Like checkpoint.save_arrays, it writes a temporary file and renames it over the
+    target, so a crash mid-write never leaves a half-written file behind."""
+    path = os.fspath(path)
+    arrays = {name: np.asarray(backend.to_device(a, "cpu"), order="C")
+              for name, a in arrays.items()}
+    header, offset = {}, 0
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    for name, array in arrays.items():
+        if array.dtype.newbyteorder("<") not in NAMES:
+            raise TypeError(f"tensor {name!r} has dtype {array.dtype}, which .safetensors "
+                            "cannot store")
+        header[name] = dict(dtype=NAMES[array.dtype.newbyteorder("<")], shape=list(array.shape),
+                            data_offsets=[offset, offset + array.nbytes])
+        offset += array.nbytes
+    encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    encoded += b" " * (-len(encoded) % 8)  # pad with spaces so the data starts 8-byte aligned
+    temporary = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(temporary, "wb") as f:
+            f.write(len(encoded).to_bytes(8, "little"))
+            f.write(encoded)
+            for array in arrays.values():
+                f.write(array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+# --- helpers shared by both layouts -----------------------------------------------------------
+
+def _require(arrays, name):
+    if name not in arrays:
+        raise CheckpointError(f"the checkpoint has no tensor {name!r}, which a ViT needs")
+    return arrays[name]
+
+
+def _count_blocks(names, pattern):
+    """The depth: how many consecutive block indices i, from 0, have keys matching `pattern`."""
+    found = {int(m.group(1)) for n in names if (m := re.match(pattern, n))}
+    depth = 0
+    while depth in found:
+        depth += 1
+    return depth
+
+
+def _grid_tokens(pos_embed, has_cls):
+    """Split the length of position embeddings (1 L D) into (class positions, grid side g).
+
+    Usually L = 1 + g*g: the class token has a position of its own. Some files (big_vision, timm's
+    no_embed_class) have L = g*g and add positions before the class token is prepended. As
+    g*g + 1 is never a square for g >= 1, the length alone tells the two apart."""
+    length = pos_embed.shape[1]
+    for cls_positions in (0, 1) if has_cls else (0,):
+        side = int(round((length - cls_positions) ** 0.5))
+        if side > 0 and side * side == length - cls_positions:
+            return cls_positions, side
+    raise CheckpointError(f"position embeddings of shape {pos_embed.shape} do not cover a square "
+                          "grid of patches")
+
+
+def _with_cls_position(pos_embed, cls_positions):
+    """minivit adds positions after prepending the class token, to (1 1+N D). A file without the
+    class position added none to that token: the same as adding a zero row."""
+    if cls_positions == 1:
+        return pos_embed
+    return np.concatenate([np.zeros_like(pos_embed[:, :1]), pos_embed], axis=1)
+
+
+def _pos_config(pos_embed, has_cls, patch_size):
+    cls_positions, side = _grid_tokens(pos_embed, has_cls)
+    pos = _with_cls_position(pos_embed, cls_positions) if has_cls else pos_embed
+    return pos, side * patch_size
+
+
+# --- the official layout (google-research/vision_transformer, big_vision) -----------------------
+
+# Module names inside Transformer/encoderblock_{i}/: flax numbers submodules in creation order,
+# and the original code also counted the two Dropouts, hence _1, _2 and _3.
+VIT_JAX = dict(norm1="LayerNorm_0", attn="MultiHeadDotProductAttention_1", norm2="LayerNorm_2",
+               mlp="MlpBlock_3")
+BIG_VISION = dict(norm1="LayerNorm_0", attn="MultiHeadDotProductAttention_0", norm2="LayerNorm_1",
+                  mlp="MlpBlock_0")
+
+
+def _official_names(arrays):
+    """Strip big_vision's 'params/' prefix (and drop what lies outside it, e.g. optimizer state);
+    return (arrays, block naming, key of the position embeddings)."""
+    if any(name.startswith("params/") for name in arrays):
+        arrays = {name[len("params/"):]: a for name, a in arrays.items()
+                  if name.startswith("params/")}
+    block = "Transformer/encoderblock_0/"
+    if any(name.startswith(block + BIG_VISION["attn"]) for name in arrays):
+        naming = BIG_VISION
+    elif any(name.startswith(block + VIT_JAX["attn"]) for name in arrays):
+        naming = VIT_JAX
+    else:
+        raise CheckpointError(f"the checkpoint has no tensor "
+                              f"'{block}{VIT_JAX['attn']}/query/kernel' (nor big_vision's "
+                              f"'{BIG_VISION['attn']}'): it is not a ViT in the official layout")
+    pos_key = next((k for k in ("Transformer/posembed_input/pos_embedding", "pos_embedding")
+                    if k in arrays), "Transformer/posembed_input/pos_embedding")
+    return arrays, naming, pos_key
+
+
+def official_to_minivit(arrays):
+    """Official (JAX) weights {key: array} -> (minivit state dict, ViT config).
+
+    The architecture is read off the shapes: P, C and D from `embedding/kernel` (P P C D), H and
+    Dh from `query/kernel` (D H Dh), M from `Dense_0/kernel` (D M), the depth from the number of
+    `encoderblock_i`, K from `head/kernel` (D K), the image size from the position embeddings
+    (1 1+g*g D): g*P; pool 'cls' if there is a `cls` token, else 'gap'.
+
+    Both the original vision_transformer names and the newer big_vision ones ('params/' prefix,
+    MultiHeadDotProductAttention_0, LayerNorm_1, MlpBlock_0, `pos_embedding` without the class
+    position) are read. `pre_logits` (a Dense + tanh before the head in the ImageNet-21k
+    checkpoints) is dropped: the paper drops it for fine-tuning, and minivit's ViT has none.
+    A checkpoint without `head/kernel` gives config num_classes None (a new head is needed)."""
+    arrays, naming, pos_key = _official_names(arrays)
+    used = set()
+
+    def take(key):
+        """arrays[key], remembered, so that keys left unread can be reported as unexpected."""
+        used.add(key)
+        return _require(arrays, key)
+
+    kernel = take("embedding/kernel")                                 # P P C D
+    P, _, C, D = kernel.shape
+    has_cls = "cls" in arrays
+    pos, image_size = _pos_config(take(pos_key), has_cls, P)
+    block = "Transformer/encoderblock_0/"
+    heads = take(f"{block}{naming['attn']}/query/kernel").shape[1]    # D H Dh
+    mlp_dim = take(f"{block}{naming['mlp']}/Dense_0/kernel").shape[1]  # D M
+    head = arrays.get("head/kernel")                                  # D K
+    config = dict(image_size=image_size, patch_size=P, in_channels=C, dim=D,
+                  depth=_count_blocks(arrays, r"Transformer/encoderblock_(\d+)/"), heads=heads,
+                  mlp_dim=mlp_dim, num_classes=None if head is None else head.shape[1],
+                  pool="cls" if has_cls else "gap", gelu="tanh")
+
+    state = {"patch_embed.proj.weight": kernel.reshape(P * P * C, D),  # rows (p1 p2 c)
+             "patch_embed.proj.bias": take("embedding/bias"), "pos_embed": pos}
+    if has_cls:
+        state["cls_token"] = take("cls")
+    for i in range(config["depth"]):
+        ours, theirs = f"blocks.{i}.", f"Transformer/encoderblock_{i}/"
+        attn, mlp = theirs + naming["attn"], theirs + naming["mlp"]
+        for norm in ("norm1", "norm2"):
+            state[ours + norm + ".weight"] = take(f"{theirs}{naming[norm]}/scale")
+            state[ours + norm + ".bias"] = take(f"{theirs}{naming[norm]}/bias")
+        # q, k, v: kernels (D H Dh) -> (D D), columns (h dh); side by side -> (D 3D), (3 h dh)
+        state[ours + "attn.qkv.weight"] = np.concatenate(
+            [take(f"{attn}/{x}/kernel").reshape(D, D) for x in ("query", "key", "value")], axis=1)
+        state[ours + "attn.qkv.bias"] = np.concatenate(
+            [take(f"{attn}/{x}/bias").reshape(D) for x in ("query", "key", "value")])
+        state[ours + "attn.proj.weight"] = take(f"{attn}/out/kernel").reshape(D, D)  # (h dh) D
+        state[ours + "attn.proj.bias"] = take(f"{attn}/out/bias")
+        for fc, dense in (("fc1", "Dense_0"), ("fc2", "Dense_1")):
+            state[f"{ours}mlp.{fc}.weight"] = take(f"{mlp}/{dense}/kernel")
+            state[f"{ours}mlp.{fc}.bias"] = take(f"{mlp}/{dense}/bias")
+    state["norm.weight"] = take("Transformer/encoder_norm/scale")
+    state["norm.bias"] = take("Transformer/encoder_norm/bias")
+    if head is not None:
+        state["head.weight"], state["head.bias"] = take("head/kernel"), take("head/bias")
+
+    unexpected = [k for k in arrays if k not in used and not k.startswith("pre_logits/")]
+    if unexpected:
+        raise CheckpointError(f"the checkpoint has a tensor {unexpected[0]!r} that minivit's ViT "
+                              f"has no place for ({len(unexpected)} unexpected in all)")
+    return state, config
+
+
+def minivit_to_official(model):
+    """A ViT's weights in the original official layout (vision_transformer's key names):
+    {key: NumPy array}, the inverse of official_to_minivit. (A big_vision file comes back in
+    this layout, its class token given the zero position it implicitly had. The GELU form is
+    not recorded: from_pretrained reads every .npz as tanh, as the official code trained.)"""
+    state = {name: backend.to_device(a, "cpu") for name, a in model.state_dict().items()}
+    c = model.config
+    P, C, D, H = c["patch_size"], c["in_channels"], c["dim"], c["heads"]
+    arrays = {"embedding/kernel": state["patch_embed.proj.weight"].reshape(P, P, C, D),
+              "embedding/bias": state["patch_embed.proj.bias"]}
+    if "cls_token" in state:
+        arrays["cls"] = state["cls_token"]
+    arrays["Transformer/posembed_input/pos_embedding"] = state["pos_embed"]
+    for i in range(c["depth"]):
+        ours, theirs = f"blocks.{i}.", f"Transformer/encoderblock_{i}/"
+        attn, mlp = theirs + VIT_JAX["attn"], theirs + VIT_JAX["mlp"]
+        for norm in ("norm1", "norm2"):
+            arrays[f"{theirs}{VIT_JAX[norm]}/scale"] = state[ours + norm + ".weight"]
+            arrays[f"{theirs}{VIT_JAX[norm]}/bias"] = state[ours + norm + ".bias"]
+        weights = np.split(state[ours + "attn.qkv.weight"], 3, axis=1)   # 3 x (D D)
+        biases = np.split(state[ours + "attn.qkv.bias"], 3)             # 3 x (D,)
+        for x, w, b in zip(("query", "key", "value"), weights, biases):
+            arrays[f"{attn}/{x}/kernel"] = w.reshape(D, H, D // H)
+            arrays[f"{attn}/{x}/bias"] = b.reshape(H, D // H)
+        arrays[f"{attn}/out/kernel"] = state[ours + "attn.proj.weight"].reshape(H, D // H, D)
+        arrays[f"{attn}/out/bias"] = state[ours + "attn.proj.bias"]
+        for fc, dense in (("fc1", "Dense_0"), ("fc2", "Dense_1")):
+            arrays[f"{mlp}/{dense}/kernel"] = state[f"{ours}mlp.{fc}.weight"]
+            arrays[f"{mlp}/{dense}/bias"] = state[f"{ours}mlp.{fc}.bias"]
+    arrays["Transformer/encoder_norm/scale"] = state["norm.weight"]
+    arrays["Transformer/encoder_norm/bias"] = state["norm.bias"]
+    arrays["head/kernel"], arrays["head/bias"] = state["head.weight"], state["head.bias"]
+    return arrays
+
+
+# --- timm's layout ----------------------------------------------------------------------------
+
+# timm's standard widths all use heads of 64 features, except ViT-H/14 (1280 = 16 x 80). The
+# number of heads leaves no trace in the weights (qkv is (3D D) either way), so it must be known.
+STANDARD_HEADS = {192: 3, 384: 6, 768: 12, 1024: 16, 1280: 16}
+
+
+def _to_minivit_linear(name, array):
+    """torch's Linear weight (Dout Din) -> minivit's (Din Dout); everything else as it is."""
+    return array.T if name.endswith(".weight") and array.ndim == 2 else array
+
+
+def timm_to_minivit(arrays, heads=None):
+    """timm VisionTransformer weights {name: array} -> (minivit state dict, ViT config).
+
+    timm's names are minivit's; only the layouts differ: Linear weights are transposed, and the
+    patch embedding, a Conv2d weight (D C P P), becomes (P*P*C D) with rows (p1 p2 c). `heads` is
+    needed unless D is one of timm's standard widths (192, 384, 768, 1024, 1280). pos_embed of
+    length g*g with a class token (timm's no_embed_class) gets a zero row for the class position.
+    A checkpoint without `head.weight` gives config num_classes None (a new head is needed)."""
+    conv = _require(arrays, "patch_embed.proj.weight")                # D C P P
+    D, C, P, _ = conv.shape
+    has_cls = "cls_token" in arrays
+    pos, image_size = _pos_config(_require(arrays, "pos_embed"), has_cls, P)
+    if heads is None:
+        if D not in STANDARD_HEADS:
+            raise CheckpointError(f"the number of heads of a timm ViT of width {D} cannot be read "
+                                  "from its weights: pass heads=")
+        heads = STANDARD_HEADS[D]
+    head = arrays.get("head.weight")
+    config = dict(image_size=image_size, patch_size=P, in_channels=C, dim=D,
+                  depth=_count_blocks(arrays, r"blocks\.(\d+)\."), heads=int(heads),
+                  mlp_dim=_require(arrays, "blocks.0.mlp.fc1.weight").shape[0],
+                  num_classes=None if head is None else head.shape[0],
+                  pool="cls" if has_cls else "gap", gelu="erf")
+    state = {name: _to_minivit_linear(name, a) for name, a in arrays.items()}
+    state["patch_embed.proj.weight"] = conv.transpose(2, 3, 1, 0).reshape(P * P * C, D)
+    state["pos_embed"] = pos
+    return state, config
+
+
+def minivit_to_timm(model):
+    """A ViT's weights in timm's layout: {name: NumPy array}, the inverse of timm_to_minivit."""
+    state = {name: backend.to_device(a, "cpu") for name, a in model.state_dict().items()}
+    P, C = model.config["patch_size"], model.config["in_channels"]
+    arrays = {name: _to_minivit_linear(name, a) for name, a in state.items()}  # .T is its inverse
+    kernel = state["patch_embed.proj.weight"].reshape(P, P, C, -1)              # P P C D
+    arrays["patch_embed.proj.weight"] = kernel.transpose(3, 2, 0, 1)            # D C P P
+    return arrays
+
+
+# --- loading and saving a model ------------------------------------------------------------------
+
+def from_pretrained(path, num_classes=None, image_size=None, dtype=np.float32, heads=None):
+    """A ViT with the weights of an official .npz checkpoint or a timm .safetensors file.
+
+    The architecture is inferred from the weights (see official_to_minivit, timm_to_minivit) and
+    the GELU follows the source ('tanh' for .npz, 'erf' for timm). Fine-tuning, as in the paper:
+    - image_size, if it differs from the checkpoint's, interpolates the position embeddings to
+      the new patch grid (bilinear, corners aligned; ViT.resize);
+    - num_classes, if it differs from the checkpoint's (or the file has no head), replaces the
+      head with a zero-initialised Linear (D K).
+    heads: for a timm file of a non-standard width (see timm_to_minivit); files written by
+    save_pretrained record it in their metadata."""
+    path = os.fspath(path)
+    suffix = os.path.splitext(path)[1]
+    if suffix == ".npz":
+        arrays = load_arrays(path)
+        state, config = official_to_minivit(arrays)
+        dropped_pre_logits = any("pre_logits/" in name for name in arrays)
+    elif suffix == ".safetensors":
+        arrays = read_safetensors(path)
+        if heads is None:
+            heads = safetensors_metadata(path).get("num_heads")
+        state, config = timm_to_minivit(arrays, None if heads is None else int(heads))
+        dropped_pre_logits = False
+    else:
+        raise ValueError(f"cannot tell the layout of {path}: expected an official .npz "
+                         "checkpoint or a timm .safetensors file")
+
+    if num_classes is None:
+        if config["num_classes"] is None:
+            raise CheckpointError(f"{path} has no classifier head: pass num_classes= to add a "
+                                  "new, zero-initialised one")
+        num_classes = config["num_classes"]
+    model = ViT(**{**config, "num_classes": num_classes}).to(dtype=dtype)
+    if num_classes != config["num_classes"]:
+        # a new head: keep the ViT's own, which starts at zero (the paper's fine-tuning head)
+        state = {name: a for name, a in state.items() if not name.startswith("head.")}
+        state.update({f"head.{name}": p.data for name, p in model.head.named_parameters()})
+    elif dropped_pre_logits:
+        warnings.warn(f"{path} has a pre_logits layer, which minivit drops; its head was trained "
+                      "on that layer's output, so pass num_classes= to fine-tune a new one",
+                      stacklevel=2)
+    model.load_state_dict(state)  # cast to the model's dtype
+    if image_size is not None and image_size != config["image_size"]:
+        model.resize(image_size)
+    return model
+
+
+def save_pretrained(model, path, layout="official"):
+    """Write a ViT's weights in the official layout (.npz) or timm's (.safetensors); the heads
+    go into the .safetensors metadata, as timm's weights do not show them."""
+    path = os.fspath(path)
+    suffixes = {"official": ".npz", "timm": ".safetensors"}
+    if layout not in suffixes:
+        raise ValueError(f"layout must be 'official' or 'timm', not {layout!r}")
+    if os.path.splitext(path)[1] != suffixes[layout]:
+        raise ValueError(f"the {layout} layout is saved as a {suffixes[layout]} file, "
+                         f"not {os.path.basename(path)}")
+    if layout == "official":
+        save_arrays(path, minivit_to_official(model))
+    else:
+        write_safetensors(path, minivit_to_timm(model),
+                          metadata={"format": "pt", "num_heads": model.config["heads"]})
