@@ -13,7 +13,7 @@ from minivit import backend
 from minivit.checkpoint import load_arrays
 from minivit.data import DataError, load_dataset
 from minivit.nn import CheckpointError
-from minivit.train import TrainConfig, build_model, evaluate, load_checkpoint
+from minivit.train import TrainConfig, build_model, evaluate, load_checkpoint, one_line_warnings
 
 
 def main(argv=None):
@@ -24,6 +24,7 @@ def main(argv=None):
     parser.add_argument("--data-dir", help="where data sets live (default: the training run's)")
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     args = parser.parse_args(argv)
+    one_line_warnings()
     try:
         arrays = load_arrays(args.checkpoint)
         if "config" not in arrays:

@@ -8,7 +8,6 @@ about 1e-8 relative error when the backward is right, and disagree by ~1e-1 when
 import numpy as np
 
 from minivit import backend
-from minivit.engine import Tensor
 
 
 class GradcheckError(AssertionError):

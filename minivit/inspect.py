@@ -12,7 +12,6 @@ The mean attention distance is averaged over the first --images test images (the
 See minivit.analysis for the algorithms.
 """
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -21,11 +20,11 @@ import numpy as np
 
 from minivit import analysis, backend
 from minivit.checkpoint import load_arrays
-from minivit.data import DataError, downsample, load_dataset
+from minivit.data import DataError, load_dataset, resize
 from minivit.data.loader import batches
-from minivit.model import CONFIGS
 from minivit.nn import CheckpointError
-from minivit.train import TrainConfig, build_model, load_checkpoint
+from minivit.pretrained import from_pretrained
+from minivit.train import TrainConfig
 
 
 def parse_args(argv=None):
@@ -51,29 +50,17 @@ def parse_args(argv=None):
 
 
 def load_model(path, device="cpu"):
-    """(model, config, epoch) from a training checkpoint, the model built at the checkpoint's
-    own image size, its channels and classes read from the weights themselves."""
+    """(model, config, epoch) from a training checkpoint (a last.npz or best.npz of
+    minivit.train), the model at the image size it had when it was saved."""
     arrays = load_arrays(path)
-    if "config" not in arrays or "image_size" not in arrays:
+    if "config" not in arrays or "model_config" not in arrays:
         raise CheckpointError(f"{path} is not a training checkpoint (no config in it); "
                               f"use a last.npz or best.npz written by minivit.train")
     try:
         config = TrainConfig(**json.loads(str(arrays["config"])))
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"{path} has a config that is not a TrainConfig ({error})") from None
-    if config.model not in CONFIGS:
-        raise CheckpointError(f"{path} names an unknown model {config.model!r}")
-    for name in ("model/patch_embed.proj.weight", "model/head.weight"):
-        if name not in arrays:
-            raise CheckpointError(f"{path} has no tensor {name[6:]!r}")
-    patch = config.patch_size or CONFIGS[config.model]["patch_size"]
-    in_channels = arrays["model/patch_embed.proj.weight"].shape[0] // (patch * patch)
-    num_classes = arrays["model/head.weight"].shape[1]
-    model_config = dataclasses.replace(config, image_size=int(arrays["image_size"]), device=device)
-    model = build_model(model_config, in_channels, num_classes)
-    epoch, _ = load_checkpoint(path, model)
-    model.to(device)
-    return model, config, epoch
+    return from_pretrained(path).to(device), config, int(arrays["epoch"])
 
 
 def inspect(checkpoint, out, dataset=None, data_dir=None, images=128, show=8, batch_size=64,
@@ -84,11 +71,9 @@ def inspect(checkpoint, out, dataset=None, data_dir=None, images=128, show=8, ba
     dataset = dataset or config.dataset
     data = load_dataset(dataset, data_dir=data_dir or config.data_dir,
                         image_size=config.image_size if dataset.startswith("folder:") else None)
-    size, model_size = data.test_images.shape[-1], model.patch_embed.image_size
-    if size % model_size or data.test_images.shape[1] != model.patch_embed.in_channels:
-        raise ValueError(f"{data.name} has {data.test_images.shape[1]}-channel {size}x{size} "
-                         f"images, but the model takes {model.patch_embed.in_channels}-channel "
-                         f"{model_size}x{model_size} ones")
+    if data.test_images.shape[1] != model.patch_embed.in_channels:
+        raise ValueError(f"{data.name} has {data.test_images.shape[1]}-channel images, but the "
+                         f"model takes {model.patch_embed.in_channels}-channel ones")
     test_images = data.test_images[:images]
     show = min(show, len(test_images))
     patch, grid = model.patch_embed.patch_size, model.patch_embed.grid
@@ -98,7 +83,7 @@ def inspect(checkpoint, out, dataset=None, data_dir=None, images=128, show=8, ba
     distance_sum, maps = 0.0, []
     for x, _ in batches(test_images, np.zeros(len(test_images), np.int64), batch_size,
                         mean=data.mean, std=data.std):
-        attentions = analysis.attention_weights(model, downsample(x, size // model_size))
+        attentions = analysis.attention_weights(model, resize(x, model.patch_embed.image_size))
         distance_sum = distance_sum + len(x) * analysis.mean_attention_distance(
             attentions, grid, patch, cls_tokens)
         if sum(len(m) for m in maps) < show:
@@ -117,11 +102,11 @@ def inspect(checkpoint, out, dataset=None, data_dir=None, images=128, show=8, ba
     analysis.plot_filters(filters, paths["filters"])
     analysis.plot_position_similarity(tiles, paths["position_similarity"])
     # the distances are in pixels of the model's input, so the axis is too
-    analysis.plot_attention_distance(distances, paths["attention_distance"], image_size=model_size)
+    analysis.plot_attention_distance(distances, paths["attention_distance"], image_size=model.patch_embed.image_size)
     analysis.plot_rollout(test_images[:show], maps, paths["attention_rollout"])
     summary = dict(
         checkpoint=os.fspath(checkpoint), epoch=epoch, dataset=data.name, model=config.model,
-        image_size=model_size, patch_size=patch, grid=grid, pool=model.pool,
+        image_size=model.patch_embed.image_size, patch_size=patch, grid=grid, pool=model.pool,
         layers=len(model.blocks), heads=model.blocks[0].attn.heads,
         distance_images=len(test_images), rollout_images=show,
         distance_rows_renormalized=True, filter_components=len(filters),

@@ -8,6 +8,7 @@ import numpy as np
 
 from minivit import backend, ops
 from minivit.engine import Tensor
+from minivit.interpolate import interpolation_matrix
 from minivit.nn import MLP, Dropout, LayerNorm, Linear, Module, MultiHeadAttention, Parameter, normal
 
 # The paper's models (Table 1) at 224 px, and small ones for 32 px CIFAR images with 4 px patches.
@@ -68,19 +69,6 @@ class Block(Module):
     def forward(self, x):
         x = x + self.drop(self.attn(self.norm1(x)))
         return x + self.mlp(self.norm2(x))
-
-
-def interpolation_matrix(old, new):
-    """(new old) weights of linear interpolation with the corners aligned: output i samples the
-    input at i * (old - 1) / (new - 1), as scipy.ndimage.zoom(order=1) does."""
-    weights = np.zeros((new, old))
-    positions = np.arange(new) * (old - 1) / max(new - 1, 1)
-    left = np.minimum(np.floor(positions).astype(int), old - 1)
-    right = np.minimum(left + 1, old - 1)
-    fraction = positions - left
-    weights[np.arange(new), left] += 1 - fraction
-    weights[np.arange(new), right] += fraction
-    return weights
 
 
 def resize_pos_embed(pos_embed, new_grid, cls_tokens=1):

@@ -401,7 +401,8 @@ def minivit_to_timm(model):
 # --- loading and saving a model ------------------------------------------------------------------
 
 def from_pretrained(path, num_classes=None, image_size=None, dtype=np.float32, heads=None):
-    """A ViT with the weights of an official .npz checkpoint or a timm .safetensors file.
+    """A ViT with the weights of an official .npz checkpoint, a timm .safetensors file or a
+    checkpoint written by minivit.train.
 
     The architecture is inferred from the weights (see official_to_minivit, timm_to_minivit) and
     the GELU follows the source ('tanh' for .npz, 'erf' for timm). Fine-tuning, as in the paper:
@@ -413,8 +414,11 @@ def from_pretrained(path, num_classes=None, image_size=None, dtype=np.float32, h
     save_pretrained record it in their metadata."""
     path = os.fspath(path)
     suffix = os.path.splitext(path)[1]
-    if suffix == ".npz":
-        arrays = load_arrays(path)
+    if suffix == ".npz" and "model_config" in (arrays := load_arrays(path)):  # minivit.train's
+        config = json.loads(str(arrays["model_config"]))
+        state = {name[6:]: a for name, a in arrays.items() if name.startswith("model/")}
+        dropped_pre_logits = False
+    elif suffix == ".npz":
         state, config = official_to_minivit(arrays)
         dropped_pre_logits = any("pre_logits/" in name for name in arrays)
     elif suffix == ".safetensors":

@@ -15,6 +15,7 @@ import math
 import os
 import sys
 import time
+import warnings
 
 import numpy as np
 from tqdm import tqdm
@@ -22,17 +23,19 @@ from tqdm import tqdm
 import minivit
 from minivit import backend, ops
 from minivit.checkpoint import load_arrays, save_arrays
-from minivit.data import DataError, downsample, load_dataset
+from minivit.data import DataError, load_dataset, resize
 from minivit.data.loader import batches
 from minivit.model import CONFIGS, ViT
 from minivit.optim import SGD, AdamW, clip_grad_norm, param_groups, warmup_cosine
+from minivit.pretrained import from_pretrained
 
 
 @dataclasses.dataclass
 class TrainConfig:
     dataset: str = "cifar10"
     data_dir: str = "data"
-    model: str = "C-S/4"          # a name from minivit.CONFIGS; the fields below override it
+    model: str = "C-S/4"          # a name from minivit.CONFIGS (the fields below override it),
+                                  # or "custom" with every field below given
     dim: int = None
     depth: int = None
     heads: int = None
@@ -40,6 +43,7 @@ class TrainConfig:
     patch_size: int = None
     image_size: int = None        # default: the data set's own size
     pool: str = "cls"
+    gelu: str = "tanh"
     dropout: float = 0.0
     epochs: int = 30
     batch_size: int = 128
@@ -55,6 +59,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     out: str = "runs"
+    init: str = None              # start from these weights (fine-tuning; see minivit.finetune)
 
 
 PRESETS = {
@@ -77,6 +82,9 @@ HELP = {
     "patch_size": "patch side P in pixels; must divide the image size",
     "image_size": "input side in pixels (default: the data set's)",
     "pool": "cls (classify the class token) or gap (average the tokens)",
+    "gelu": "tanh (the paper's code) or erf (exact, as timm)",
+    "init": "start from the weights of this checkpoint (head replaced, position embeddings "
+    "interpolated): a minivit.train checkpoint, an official .npz or a timm .safetensors",
     "dropout": "dropout rate", "epochs": "passes over the training set",
     "batch_size": "images per step", "optimizer": "adamw or sgd (momentum 0.9)",
     "lr": "peak learning rate", "weight_decay": "decoupled weight decay (not on biases, norms, "
@@ -105,7 +113,8 @@ def parse_args(argv=None):
         kind = {int: int, float: float, str: str}[field.type]
         flag = "--" + field.name.replace("_", "-")
         choices = {"optimizer": ["adamw", "sgd"], "augment": ["none", "crop", "basic", "strong"],
-                   "device": ["cpu", "gpu"], "pool": ["cls", "gap"]}.get(field.name)
+                   "device": ["cpu", "gpu"], "pool": ["cls", "gap"],
+                   "gelu": ["tanh", "erf"]}.get(field.name)
         parser.add_argument(flag, type=kind, default=None, choices=choices,
                             help=f"{HELP[field.name]} (default {getattr(defaults, field.name)})")
     args = parser.parse_args(argv)
@@ -117,10 +126,13 @@ def parse_args(argv=None):
 
 
 def build_model(config, in_channels, num_classes):
-    overrides = {k: getattr(config, k) for k in ("dim", "depth", "heads", "mlp_dim", "patch_size",
-                                                  "image_size") if getattr(config, k) is not None}
-    return ViT.from_config(config.model, in_channels=in_channels, num_classes=num_classes,
-                           pool=config.pool, dropout=config.dropout, **overrides)
+    fields = {k: getattr(config, k) for k in ("dim", "depth", "heads", "mlp_dim", "patch_size",
+                                               "image_size") if getattr(config, k) is not None}
+    options = dict(in_channels=in_channels, num_classes=num_classes, pool=config.pool,
+                   gelu=config.gelu, dropout=config.dropout, **fields)
+    if config.model == "custom":
+        return ViT(**options)
+    return ViT.from_config(config.model, **options)
 
 
 def evaluate(model, images, labels, mean, std):
@@ -128,10 +140,9 @@ def evaluate(model, images, labels, mean, std):
     (and at its current resolution)."""
     model.eval()
     total_loss, predictions = 0.0, []
-    factor = images.shape[-1] // model.patch_embed.image_size
     with minivit.no_grad():
         for x, y in batches(images, labels, 256, mean=mean, std=std):
-            logits = model(downsample(x, factor))
+            logits = model(resize(x, model.patch_embed.image_size))
             total_loss += ops.cross_entropy(logits, y).item() * len(y)
             predictions.append(logits.data.argmax(axis=1))
     xp = backend.get_array_module(labels)
@@ -144,7 +155,7 @@ def save_checkpoint(path, model, optimizer, epoch, config, best_accuracy):
     arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
     arrays.update({f"optimizer/{k}": v for k, v in optimizer.state_dict().items()})
     arrays.update(epoch=epoch, best_accuracy=best_accuracy, seed=config.seed,
-                  image_size=model.patch_embed.image_size,
+                  image_size=model.patch_embed.image_size, model_config=json.dumps(model.config),
                   config=json.dumps(dataclasses.asdict(config)))
     save_arrays(path, arrays)
 
@@ -185,12 +196,11 @@ class Diverged(RuntimeError):
 
 def train(config, run_dir, resume=False, command=""):
     backend.check_device(config.device)
-    data = load_dataset(config.dataset, data_dir=config.data_dir, image_size=config.image_size)
-    image_size = config.image_size or data.train_images.shape[-1]
+    folder = config.dataset.startswith("folder:")  # a folder's images are resized as they load
+    data = load_dataset(config.dataset, data_dir=config.data_dir,
+                        image_size=config.image_size if folder else None)
+    image_size = config.image_size or data.train_images.shape[-1]  # batches are resized to it
     config = dataclasses.replace(config, image_size=image_size)
-    if config.low_res_epochs and image_size % config.low_res_size:
-        raise ValueError(f"--low-res-size {config.low_res_size} does not divide the image size "
-                         f"{image_size}")
     last_path = os.path.join(run_dir, "last.npz")
     start_epoch = int(load_arrays(last_path)["epoch"]) if resume else 0
     low_res = config.low_res_epochs > 0 and start_epoch <= config.low_res_epochs
@@ -198,6 +208,11 @@ def train(config, run_dir, resume=False, command=""):
     model = build_model(config if not low_res else
                         dataclasses.replace(config, image_size=config.low_res_size),
                         data.train_images.shape[1], len(data.classes))
+    if config.init and not resume:
+        source = from_pretrained(config.init, num_classes=len(data.classes),
+                                 image_size=model.patch_embed.image_size)
+        head = {f"head.{name}": p.data for name, p in model.head.named_parameters()}  # zeros
+        model.load_state_dict({**source.state_dict(), **head})
     model.to(config.device)
     groups = param_groups(model, config.weight_decay)
     optimizer = (AdamW(groups, config.lr) if config.optimizer == "adamw"
@@ -230,7 +245,6 @@ def train(config, run_dir, resume=False, command=""):
         if epoch == config.low_res_epochs and model.patch_embed.image_size != image_size:
             model.resize(image_size)  # from here on at full resolution
             optimizer.forget(model.pos_embed)
-        factor = image_size // model.patch_embed.image_size
         model.train()
         seen = correct = 0
         loss_sum = 0.0
@@ -242,7 +256,7 @@ def train(config, run_dir, resume=False, command=""):
                    disable=not sys.stdout.isatty())  # a log file gets the epoch lines only
         for step, (x, y) in enumerate(bar, start=epoch * steps_per_epoch):
             optimizer.lr = warmup_cosine(step, total_steps, warmup_steps, config.lr)
-            logits = model(downsample(x, factor))
+            logits = model(resize(x, model.patch_embed.image_size))
             loss = ops.cross_entropy(logits, y, config.label_smoothing)
             if not math.isfinite(loss.item()):
                 raise Diverged(f"the loss became {loss.item()} at epoch {epoch + 1}; the last good "
@@ -296,8 +310,14 @@ def write_metrics(path, rows):
     os.replace(temporary, path)
 
 
+def one_line_warnings():
+    """Show warnings (e.g. a non-official archive) as one line, not with a source location."""
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
+
+
 def main(argv=None):
     args, config = parse_args(argv)
+    one_line_warnings()
     run_dir = args.resume
     try:
         if args.resume:
@@ -311,7 +331,8 @@ def main(argv=None):
             name = args.name or (f"{config.dataset.replace(':', '-').replace('/', '-')}-"
                                  f"{config.model.replace('/', '-')}-{time.strftime('%Y%m%d-%H%M%S')}")
             run_dir = os.path.join(config.out, name)
-        train(config, run_dir, resume=bool(args.resume), command=" ".join(sys.argv))
+        train(config, run_dir, resume=bool(args.resume),
+              command=" ".join(["python -m minivit.train"] + sys.argv[1:]))
     except KeyboardInterrupt:
         sys.exit(f"\nstopped; continue with: python -m minivit.train --resume {run_dir}")
     except (DataError, backend.DeviceError, minivit.CheckpointError, FileNotFoundError,

@@ -17,13 +17,13 @@ torch = pytest.importorskip(
     "torch", reason="PyTorch is not installed; these parity tests use it as the reference "
                     "implementation: install it with `pip install torch==2.13.0`")
 import torch.nn.functional as TF  # noqa: E402
-from torch import nn  # noqa: E402
+
 
 import minivit  # noqa: E402
 from minivit import backend, ops  # noqa: E402
 from minivit.model import PatchEmbed  # noqa: E402
 from minivit.ops import composed  # noqa: E402
-from minivit.torch_reference import (conv_kernel, split_heads, to_minivit_layout,  # noqa: E402
+from minivit.torch_reference import (split_heads, to_minivit_layout,  # noqa: E402
                                      torch_twin)
 
 RTOL, ATOL = 1e-10, 1e-12  # float64: a correct op is off by a few ulps, a wrong one by far more

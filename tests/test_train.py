@@ -101,3 +101,38 @@ def test_gpu_without_a_gpu_is_one_line(tmp_path):
     result = run_cli("--dataset", "digits", "--device", "gpu", "--out", str(tmp_path))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().startswith("error: device 'gpu' needs")
+
+
+def test_fine_tuning_at_a_higher_resolution(tmp_path):
+    """Pre-train at 8 px, fine-tune at 16 px with the same patch size: the position embeddings
+    are interpolated to the 8 x 8 grid, the head starts at zero, SGD with clipping runs."""
+    from minivit.finetune import main as finetune
+    from minivit.pretrained import from_pretrained
+    train(TrainConfig(**{**TINY, "patch_size": 2, "epochs": 1}), tmp_path / "pre")
+    summary = finetune([str(tmp_path / "pre" / "last.npz"), "--dataset", "digits",
+                        "--image-size", "16", "--epochs", "1", "--out", str(tmp_path),
+                        "--name", "fine"])
+    config = json.loads((tmp_path / "fine" / "config.json").read_text())
+    assert config["optimizer"] == "sgd" and config["clip_norm"] == 1.0 and config["image_size"] == 16
+    model = from_pretrained(tmp_path / "fine" / "last.npz")
+    assert model.pos_embed.shape == (1, 1 + 8 * 8, 16) and summary["epochs"] == 1
+
+
+def test_fine_tuning_starts_from_the_pretrained_weights_with_a_zero_head(tmp_path, monkeypatch):
+    from minivit.pretrained import from_pretrained
+    train(TrainConfig(**{**TINY, "patch_size": 2, "epochs": 1}), tmp_path / "pre")
+    pre = from_pretrained(tmp_path / "pre" / "last.npz")
+    seen = {}
+    real_evaluate = train_module.evaluate
+
+    def first_evaluate(model, *args):
+        seen.setdefault("blocks", model.blocks[0].attn.qkv.weight.data.copy())
+        seen.setdefault("head", model.head.weight.data.copy())
+        return real_evaluate(model, *args)
+
+    monkeypatch.setattr(train_module, "evaluate", first_evaluate)
+    config = TrainConfig(**{**TINY, "model": "custom", "patch_size": 2, "epochs": 1, "lr": 0.0,
+                            "init": str(tmp_path / "pre" / "last.npz")})
+    train(config, tmp_path / "fine")
+    np.testing.assert_array_equal(seen["blocks"], pre.blocks[0].attn.qkv.weight.data)
+    assert pre.head.weight.data.any() and not seen["head"].any()

@@ -9,8 +9,8 @@
 Every problem (a missing archive, no network, a bad checksum, an unsafe archive, an empty image
 folder) raises DataError with a one-line message that says what to do.
 """
-from minivit.data.augment import (cutmix, downsample, horizontal_flip, mixup, normalize,
-                                  random_crop, random_erasing)
+from minivit.data.augment import (cutmix, horizontal_flip, mixup, normalize,
+                                  random_crop, random_erasing, resize)
 from minivit.data.cifar import load_cifar
 from minivit.data.dataset import DataError, Dataset
 from minivit.data.digits import load_digits
@@ -48,5 +48,5 @@ def load_dataset(name, data_dir="data", image_size=None, download=True):
 
 
 __all__ = ["load_dataset", "Dataset", "DataError", "batches", "Augment", "normalize", "random_crop",
-           "horizontal_flip", "random_erasing", "mixup", "cutmix", "load_cifar", "load_digits",
+           "horizontal_flip", "random_erasing", "resize", "mixup", "cutmix", "load_cifar", "load_digits",
            "load_folder", "NAMES"]

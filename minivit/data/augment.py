@@ -8,6 +8,7 @@ loop over images. The same seed therefore gives the same augmented batches on th
 import numpy as np
 
 from minivit.backend import get_array_module
+from minivit.interpolate import interpolation_matrix
 
 
 def normalize(images, mean, std):
@@ -18,13 +19,16 @@ def normalize(images, mean, std):
     return (images.astype(xp.float32) / 255 - mean) / std
 
 
-def downsample(images, factor):
-    """Average each factor x factor block of pixels: (B C H W) -> (B C H/factor W/factor).
-    For training at a lower resolution first (a cheaper start, see --low-res-epochs)."""
-    if factor == 1:
-        return images
+def resize(images, size):
+    """Bilinear resize of a batch to size x size (pixel centres aligned): (B C H W) -> (B C S S).
+    Used to train at another resolution than the data's (--image-size, --low-res-epochs)."""
     B, C, H, W = images.shape
-    return images.reshape(B, C, H // factor, factor, W // factor, factor).mean(axis=(3, 5))
+    if (H, W) == (size, size):
+        return images
+    xp = get_array_module(images)
+    rows = xp.asarray(interpolation_matrix(H, size, align_corners=False), dtype=images.dtype)
+    cols = xp.asarray(interpolation_matrix(W, size, align_corners=False), dtype=images.dtype)
+    return xp.einsum("Hh,bchw,Ww->bcHW", rows, images, cols)
 
 
 def random_crop(images, padding, rng):

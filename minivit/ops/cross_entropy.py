@@ -2,7 +2,6 @@
 logits: (B K), labels: (B) integers in [0, K) -> loss: a scalar."""
 from minivit.backend import get_array_module
 from minivit.engine import Function
-from minivit.ops.softmax import softmax_array
 
 
 class CrossEntropy(Function):

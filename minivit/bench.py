@@ -1,0 +1,248 @@
+"""How fast is minivit?  python -m minivit.bench [--model C-Ti/4] [--batch-size 128] [--json]
+
+Measures images per second of a training step (forward, backward, AdamW) and of a forward pass,
+on NumPy (and CuPy with --device gpu). When PyTorch is installed, the same architecture runs in
+PyTorch eager in the same process, with the same threads, batch, dtype and optimizer; the two
+alternate step by step so that both see the same machine, and the medians are compared.
+Also printed: model FLOPs per image, the machine's measured float32 matmul peak, the fraction of
+it each reached (model FLOP utilisation), and peak memory. --profile breaks a step down by op.
+"""
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from collections import defaultdict
+
+import numpy as np
+
+import minivit
+from minivit import backend, ops
+from minivit.engine import Function
+from minivit.model import CONFIGS, ViT
+from minivit.optim import AdamW, param_groups
+
+
+def model_flops(config, num_classes=10):
+    """Forward FLOPs per image: 2 N L (4 + 2r) D^2 (projections and MLP) + 4 L N^2 D (attention)
+    + 2 N (P^2 C) D (patch embedding) + 2 D K (head), N tokens, r = mlp_dim / D."""
+    D, L, P = config["dim"], config["depth"], config["patch_size"]
+    N = (config["image_size"] // P) ** 2 + 1
+    r = config["mlp_dim"] / D
+    return (2 * N * L * (4 + 2 * r) * D * D + 4 * L * N * N * D
+            + 2 * (N - 1) * P * P * config.get("in_channels", 3) * D + 2 * D * num_classes)
+
+
+def synchronize(xp):
+    if xp is not np:
+        xp.cuda.Device().synchronize()
+
+
+def matmul_peak(xp, size=2048, repeats=5):
+    """The best float32 GEMM rate this device reaches, in FLOP/s."""
+    a = xp.asarray(np.random.default_rng(0).random((size, size), np.float32))
+    a @ a
+    best = float("inf")
+    for _ in range(repeats):
+        synchronize(xp)
+        start = time.perf_counter()
+        a @ a
+        synchronize(xp)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size ** 3 / best
+
+
+class Minivit:
+    """A minivit model, its optimizer and a batch, with timed steps."""
+
+    def __init__(self, config, batch_size, device):
+        self.model = ViT(**config).to(device)
+        self.optimizer = AdamW(param_groups(self.model, 0.05), lr=1e-4)
+        rng = np.random.default_rng(0)
+        self.xp = backend.cupy if device == "gpu" else np
+        size, channels = config["image_size"], config.get("in_channels", 3)
+        self.images = backend.to_device(rng.random((batch_size, channels, size, size), np.float32),
+                                        device)
+        self.labels = backend.to_device(rng.integers(0, config["num_classes"], batch_size), device)
+
+    def train_step(self):
+        loss = ops.cross_entropy(self.model(self.images), self.labels)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        synchronize(self.xp)
+
+    def forward(self):
+        with minivit.no_grad():
+            self.model(self.images)
+        synchronize(self.xp)
+
+
+class Torch:
+    """The same model in PyTorch eager, with the same weights, batch and optimizer."""
+
+    def __init__(self, ours, device, threads):
+        import torch
+        from minivit.torch_reference import torch_twin
+        self.torch = torch
+        torch.set_num_threads(threads)
+        self.device = "cuda" if device == "gpu" else "cpu"
+        self.model = torch_twin(ours.model.to("cpu")).to(self.device)
+        ours.model.to(device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4, weight_decay=0.05)
+        self.images = torch.as_tensor(backend.to_device(ours.images, "cpu"), device=self.device)
+        self.labels = torch.as_tensor(backend.to_device(ours.labels, "cpu"), device=self.device)
+
+    def train_step(self):
+        loss = self.torch.nn.functional.cross_entropy(self.model(self.images), self.labels)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        self.sync()
+
+    def forward(self):
+        with self.torch.no_grad():
+            self.model(self.images)
+        self.sync()
+
+    def sync(self):
+        if self.device == "cuda":
+            self.torch.cuda.synchronize()
+
+
+def time_alternating(runners, method, steps, warmup):
+    """Median seconds per call of `method` for each runner, the runners taking turns."""
+    for _ in range(warmup):
+        for runner in runners:
+            getattr(runner, method)()
+    times = [[] for _ in runners]
+    for _ in range(steps):
+        for runner, log in zip(runners, times):
+            start = time.perf_counter()
+            getattr(runner, method)()
+            log.append(time.perf_counter() - start)
+    return [float(np.median(log)) for log in times]
+
+
+def profile_step(runner, steps=3):
+    """Seconds per step spent in each op's forward and backward (a Function subclass each)."""
+    totals = defaultdict(float)
+    originals = {}
+
+    def timed(cls, name, method):
+        def wrapper(self, *args):
+            start = time.perf_counter()
+            result = method(self, *args)
+            synchronize(runner.xp)
+            totals[f"{cls.__name__}.{name}"] += time.perf_counter() - start
+            return result
+        return wrapper
+
+    classes, stack = [], list(Function.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        classes.append(cls)
+        stack.extend(cls.__subclasses__())
+    for cls in classes:
+        for name in ("forward", "backward"):
+            if name in vars(cls):
+                originals[(cls, name)] = vars(cls)[name]
+                setattr(cls, name, timed(cls, name, vars(cls)[name]))
+    try:
+        start = time.perf_counter()
+        for _ in range(steps):
+            runner.train_step()
+        total = (time.perf_counter() - start) / steps
+    finally:
+        for (cls, name), method in originals.items():
+            setattr(cls, name, method)
+    return total, {k: v / steps for k, v in sorted(totals.items(), key=lambda kv: -kv[1])}
+
+
+def peak_memory_mib(device):
+    if device == "gpu":
+        return backend.cupy.get_default_memory_pool().total_bytes() / 2 ** 20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m minivit.bench", description=__doc__.split("\n\n")[1],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--model", default="C-Ti/4", help=f"one of {', '.join(CONFIGS)}")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--image-size", type=int, help="default: the model's")
+    parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per measurement")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    parser.add_argument("--profile", action="store_true", help="time each op of a training step")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    try:
+        backend.check_device(args.device)
+        if args.model not in CONFIGS:
+            raise ValueError(f"unknown config {args.model!r}; choose one of {', '.join(CONFIGS)}")
+    except (backend.DeviceError, ValueError) as error:
+        sys.exit(f"error: {error}")
+
+    config = {**CONFIGS[args.model], "num_classes": 10}
+    if args.image_size:
+        config["image_size"] = args.image_size
+    threads = len(os.sched_getaffinity(0))
+    ours = Minivit(config, args.batch_size, args.device)
+    runners, names = [ours], ["minivit"]
+    for _ in range(args.warmup):
+        ours.train_step()
+    memory = {"minivit": peak_memory_mib(args.device)}  # before PyTorch allocates anything
+    torch_note = None
+    if not args.no_torch:
+        try:
+            runners.append(Torch(ours, args.device, threads))
+            names.append("pytorch")
+        except ImportError:
+            torch_note = "PyTorch is not installed: pip install torch to compare"
+    train = time_alternating(runners, "train_step", args.steps, args.warmup)
+    forward = time_alternating(runners, "forward", args.steps, args.warmup)
+    peak = matmul_peak(ours.xp)
+    flops = model_flops(config)
+    result = dict(model=args.model, batch_size=args.batch_size, image_size=config["image_size"],
+                  device=args.device, threads=threads, dtype="float32",
+                  forward_gflops_per_image=flops / 1e9, matmul_peak_gflops=peak / 1e9,
+                  date=time.strftime("%Y-%m-%d"), peak_memory_mib=memory, note=torch_note)
+    for name, t_train, t_forward in zip(names, train, forward):
+        result[name] = dict(train_images_per_second=args.batch_size / t_train,
+                            forward_images_per_second=args.batch_size / t_forward,
+                            train_mfu=3 * flops * args.batch_size / t_train / peak,
+                            forward_mfu=flops * args.batch_size / t_forward / peak)
+    if "pytorch" in result:
+        result["train_ratio"] = train[1] / train[0]
+        result["forward_ratio"] = forward[1] / forward[0]
+    if args.profile:
+        result["profile_seconds_per_step"], result["profile"] = profile_step(ours)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return result
+    print(f"{args.model}, batch {args.batch_size}, {config['image_size']} px, float32, "
+          f"{args.device}, {threads} threads | {flops / 1e9:.3f} GFLOP per image forward | "
+          f"matmul peak {peak / 1e9:.0f} GFLOP/s")
+    for name in names:
+        r = result[name]
+        print(f"{name:>8}: train {r['train_images_per_second']:7.1f} img/s (MFU "
+              f"{100 * r['train_mfu']:4.1f}%)   forward {r['forward_images_per_second']:7.1f} img/s "
+              f"(MFU {100 * r['forward_mfu']:4.1f}%)")
+    if "train_ratio" in result:
+        print(f"minivit / pytorch: train {result['train_ratio']:.2f}x, forward "
+              f"{result['forward_ratio']:.2f}x")
+    print(f"peak memory of minivit alone: {memory['minivit']:.0f} MiB")
+    if torch_note:
+        print(torch_note)
+    if args.profile:
+        print(f"\nprofile of one training step ({result['profile_seconds_per_step'] * 1e3:.0f} ms):")
+        for op, seconds in result["profile"].items():
+            print(f"  {op:32s} {seconds * 1e3:8.1f} ms")
+    return result
+
+
+if __name__ == "__main__":
+    main()
