@@ -18,7 +18,6 @@ torch = pytest.importorskip(
                     "implementation: install it with `pip install torch==2.13.0`")
 import torch.nn.functional as TF  # noqa: E402
 
-
 import minivit  # noqa: E402
 from minivit import backend, ops  # noqa: E402
 from minivit.model import PatchEmbed  # noqa: E402
