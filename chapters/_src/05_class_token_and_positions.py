@@ -1,0 +1,392 @@
+# Source of chapters/05_class_token_and_positions.ipynb; rebuild with `python chapters/_build.py 05`.
+
+# %% [markdown]
+# # Chapter 5 — The class token and position embeddings
+#
+# Chapter 4 turned an image into a sequence of $N$ patch tokens. Before the encoder sees them,
+# the ViT does two more things (equation 1 of the paper):
+#
+# $$z_0 = [\,x_\text{class};\; x_1 E;\; x_2 E;\; \dots;\; x_N E\,] + E_\text{pos},
+# \qquad E_\text{pos} \in \mathbb{R}^{(1+N) \times D}.$$
+#
+# * it **prepends a class token** $x_\text{class}$, a learned vector that belongs to no patch;
+#   after the last block, its output alone is fed to the classifier head;
+# * it **adds a position embedding**, one learned vector per sequence position.
+#
+# This chapter shows why the second is needed — without it the encoder cannot tell a picture
+# from a shuffled picture — then trains a small ViT and looks at what its position embeddings
+# learned: although they are a plain 1-D table, they discover the 2-D layout of the patch grid.
+# Finally it interpolates them to a bigger grid, which is how a ViT is fine-tuned at a higher
+# resolution.
+#
+# Shapes: `B` images, `C H W` channels and pixels, `N = g·g` patches on a `g × g` grid,
+# `T = 1 + N` tokens, `D` the width.
+
+# %%
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+try:
+    import minivit
+except ImportError:  # executed from chapters/ without minivit installed: use the repository
+    sys.path.insert(0, str(Path.cwd().parent))
+    import minivit
+
+import einops
+import matplotlib.pyplot as plt
+import numpy as np
+
+from minivit import Tensor, ops
+from minivit.analysis import position_similarity
+from minivit.data import DataError, load_dataset
+from minivit.data.loader import batches
+from minivit.interpolate import interpolation_matrix
+from minivit.model import ViT, resize_pos_embed
+from minivit.pretrained import from_pretrained
+from minivit.train import TrainConfig, evaluate, train
+
+FAST = os.environ.get("MINIVIT_FAST") == "1"  # CI runs the chapters in fast mode
+plt.rcParams.update({"figure.dpi": 80, "savefig.dpi": 80})
+np.set_printoptions(precision=3, suppress=True, linewidth=110)
+minivit.manual_seed(0)
+rng = np.random.default_rng(0)
+print("fast mode:", FAST)
+
+# %% [markdown]
+# ## 0. Data
+#
+# We use CIFAR-10 (32 × 32 colour images, 10 classes) when it is at hand: from the archive named
+# by the environment variable `MINIVIT_CIFAR10_ARCHIVE`, or from `data/cifar-10-python.tar.gz`
+# at the repository root (as `python -m minivit.train` finds it). This notebook never downloads
+# it. Without it — and always in fast mode, which the tests use — it falls back to
+# scikit-learn's 8 × 8 handwritten digits, which are always there, and says so below.
+
+# %%
+# a copy of the archive that is not byte-identical to the official one only warns
+warnings.filterwarnings("ignore", message=r".*is not the official cifar-10-python")
+
+
+def find_data():
+    """(data set name, data folder) for minivit.data.load_dataset: CIFAR-10 if it is at hand,
+    else the digits."""
+    if FAST:
+        print("fast mode: using the 8x8 digits instead of CIFAR-10")
+        return "digits", "../data"
+    archive = os.environ.get("MINIVIT_CIFAR10_ARCHIVE")
+    name, folder = ((f"cifar10:{archive}", str(Path(tempfile.gettempdir()) / "minivit-data"))
+                    if archive else ("cifar10", "../data"))
+    try:
+        load_dataset(name, data_dir=folder, download=False)
+        return name, folder
+    except DataError as error:
+        print(f"CIFAR-10 is not available ({error})")
+        print("=> FALLING BACK to the 8x8 digits: the results below are for the digits, not CIFAR-10")
+        return "digits", "../data"
+
+
+DATASET, DATA_DIR = find_data()
+data = load_dataset(DATASET, data_dir=DATA_DIR, download=False)
+CIFAR = DATASET.startswith("cifar10")
+C, S = data.train_images.shape[1:3]                       # channels, image side
+PATCH = 4 if CIFAR else 2                                 # 32 px -> 8 x 8 grid, 8 px -> 4 x 4
+print(f"{data.name}: train {data.train_images.shape}, test {data.test_images.shape} "
+      f"(N C H W, uint8), classes {data.classes}")
+
+# %% [markdown]
+# ## 1. Without positions, the encoder sees a bag of patches
+#
+# Every piece of the encoder except attention acts on each token on its own: layernorm, the
+# MLP, the residual additions. Attention mixes tokens, but symmetrically. Permute the tokens
+# with a permutation matrix $\Pi$ (rows of $X$ reordered): queries, keys and values are
+# permuted the same way, and
+#
+# $$\operatorname{softmax}\!\Bigl(\frac{(\Pi Q)(\Pi K)^\top}{\sqrt{D_h}}\Bigr)\,\Pi V
+#   = \Pi\,\operatorname{softmax}\!\Bigl(\frac{Q K^\top}{\sqrt{D_h}}\Bigr)\,\Pi^\top \Pi V
+#   = \Pi\,\operatorname{Attention}(Q, K, V),$$
+#
+# because softmax along a row does not care in which order the row's entries come, and
+# $\Pi^\top \Pi = I$. So each block is **permutation-equivariant**: permuting its input
+# permutes its output the same way. Now shuffle the *patches* only, leaving the class token
+# first ($\Pi = \operatorname{diag}(1, \Pi_N)$): the class token's output does not change at
+# all. A ViT without position embeddings classifies a shuffled picture exactly as the original.
+#
+# Let's check it. We shuffle an image's patches with `rearrange` — cut into patches, permute
+# the patch axis, paste back — and compare the class token's output features.
+
+# %%
+def shuffle_patches(images, permutation, patch):
+    """Move patch permutation[k] to position k, for every image.  (B C H W) -> (B C H W)."""
+    g = images.shape[-1] // patch
+    pieces = einops.rearrange(images, "b c (h p1) (w p2) -> b (h w) c p1 p2", p1=patch, p2=patch)
+    assert pieces.shape[1] == g * g                                     # B N C P P
+    return einops.rearrange(pieces[:, permutation], "b (h w) c p1 p2 -> b c (h p1) (w p2)", h=g)
+
+
+def encode(model, images):
+    """Every output token of the encoder: forward_features without picking the class token.
+    images (B C H W) -> (B 1+N D)."""
+    with minivit.no_grad():
+        x = model.patch_embed(Tensor(images))                           # B N D
+        cls = ops.broadcast_to(model.cls_token, (x.shape[0], 1, x.shape[2]))
+        x = ops.concat([cls, x], axis=1) + model.pos_embed              # B 1+N D
+        for block in model.blocks:
+            x = block(x)
+        return model.norm(x).data
+
+
+images = next(batches(data.test_images[:4], data.test_labels[:4], 4, mean=data.mean, std=data.std))[0]
+N = (S // PATCH) ** 2
+permutation = rng.permutation(N)
+shuffled = shuffle_patches(images, permutation, PATCH)
+assert shuffled.shape == images.shape                                   # B C H W
+
+model = ViT.from_config("C-micro/4", image_size=S, patch_size=PATCH, in_channels=C, num_classes=10)
+model.eval()
+with_positions = model.pos_embed.data.copy()
+for label, pos in (("with position embeddings", with_positions),
+                   ("pos_embed set to zero", np.zeros_like(with_positions))):
+    model.pos_embed.data = pos
+    original, permuted = encode(model, images), encode(model, shuffled)
+    assert original.shape == (4, 1 + N, 64)                             # B 1+N D
+    cls_change = np.abs(permuted[:, 0] - original[:, 0]).max()
+    token_change = np.abs(permuted[:, 1:] - original[:, 1 + permutation]).max()
+    print(f"{label:26s}: max |class token(shuffled) - class token(original)| = {cls_change:.2e}; "
+          f"patch tokens, permuted back: {token_change:.2e}")
+model.pos_embed.data = with_positions
+
+# %% [markdown]
+# With the position embeddings zeroed, the class token comes out the same (up to float32
+# rounding, ~$10^{-7}$), and every patch token comes out equal to the token of the patch that
+# was moved there: the encoder is equivariant, its class-token summary invariant. With
+# position embeddings, the same patch gets a different vector added at a different place, and
+# the outputs change.
+#
+# Here is what "the same" means. To a ViT without position embeddings these two images are
+# indistinguishable:
+
+# %%
+def show(ax, image, title=None):
+    """A normalised (C H W) image back to [0, 1] for imshow; grey for one channel."""
+    picture = image * np.array(data.std)[:, None, None] + np.array(data.mean)[:, None, None]
+    picture = np.clip(einops.rearrange(picture, "c h w -> h w c"), 0, 1)
+    ax.imshow(picture[..., 0] if picture.shape[-1] == 1 else picture, cmap="gray", interpolation="nearest")
+    ax.set_xticks([]); ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+fig, axes = plt.subplots(2, 4, figsize=(7, 3.8))
+for k in range(4):
+    show(axes[0, k], images[k], data.classes[int(data.test_labels[k])])
+    show(axes[1, k], shuffled[k], "patches shuffled")
+plt.tight_layout(); plt.show()
+
+# %% [markdown]
+# ## 2. Learned 1-D position embeddings
+#
+# The paper's answer is the simplest one: a table `pos_embed` of shape `(1, 1+N, D)` — one
+# row per sequence position, the class token's first — initialised with small random numbers
+# ($\mathcal{N}(0, 0.02^2)$) and learned like any other weight. It is **1-D**: row $n$ belongs
+# to the $n$-th patch in reading order, and nothing in the table says that patch $n$ sits next
+# to patch $n+1$, or above patch $n+g$. That has to be learned from the images.
+# (Sinusoidal embeddings, 2-D embeddings and relative positions are the alternatives; the
+# paper's Appendix D.4 finds them all about equally good, and clearly better than none.)
+#
+# At initialisation the rows are independent random vectors, so their cosine similarities are
+# close to zero — no layout at all:
+
+# %%
+print("pos_embed:", model.pos_embed.shape, "(1 1+N D)")
+g = S // PATCH
+tiles_init = position_similarity(model.pos_embed.data, g)
+assert tiles_init.shape == (g, g, g, g)                                 # g g g g
+off_diagonal = tiles_init.reshape(N, N)[~np.eye(N, dtype=bool)]
+print(f"initial cosine similarity between different positions: mean {off_diagonal.mean():+.3f}, "
+      f"std {off_diagonal.std():.3f}")
+
+# %% [markdown]
+# Now train a small ViT (`C-micro/4`: $D = 64$, 2 blocks, 2 heads) for a few epochs with
+# `minivit.train` — chapter 6 takes the training loop apart; here we only need its result.
+# On CIFAR-10 that is a grid of $8 \times 8$ patches of $4 \times 4$ pixels, 65 tokens.
+
+# %%
+run_dir = tempfile.mkdtemp(prefix="minivit-ch05-")
+if CIFAR:
+    config = TrainConfig(dataset=DATASET, data_dir=DATA_DIR, model="C-micro/4", epochs=2,
+                         batch_size=128, lr=2e-3, warmup_epochs=0.5, augment="basic")
+else:  # the digits: 1,437 images, 23 steps an epoch
+    config = TrainConfig(dataset="digits", model="C-micro/4", patch_size=2, epochs=2 if FAST else 30,
+                         batch_size=64, lr=2e-3, warmup_epochs=1, augment="crop")
+backend_name = plt.get_backend()
+summary = train(config, run_dir)
+plt.switch_backend(backend_name)  # train() draws curves.png with the file-only Agg backend
+trained = from_pretrained(os.path.join(run_dir, "last.npz"))
+print(f"test accuracy {100 * summary['final_test_accuracy']:.1f}% after {config.epochs} epochs")
+
+# %% [markdown]
+# ## 3. The learned embeddings know the grid
+#
+# For every patch $(r, c)$ of the grid, take its embedding's cosine similarity with the
+# embeddings of all $N$ patches, and draw those $N$ numbers as a $g \times g$ tile at place
+# $(r, c)$: `minivit.analysis.position_similarity` returns these tiles, `(g g g g)`, and this is
+# the paper's Figure 7 (centre).
+
+# %%
+def similarity_mosaic(ax, tiles, title):
+    """The (g g g g) tiles on the g x g grid, one cell of white between them."""
+    g = tiles.shape[0]
+    mosaic = np.full((g * (g + 1) - 1,) * 2, np.nan)
+    for r in range(g):
+        for c in range(g):
+            mosaic[r * (g + 1):r * (g + 1) + g, c * (g + 1):c * (g + 1) + g] = tiles[r, c]
+    image = ax.imshow(np.ma.masked_invalid(mosaic), cmap="viridis", vmin=-1, vmax=1,
+                      interpolation="nearest")
+    centres = np.arange(g) * (g + 1) + (g - 1) / 2
+    ax.set_xticks(centres, range(1, g + 1)); ax.set_yticks(centres, range(1, g + 1))
+    ax.tick_params(length=0, labelsize=8)
+    ax.set(xlabel="input patch column", ylabel="input patch row", title=title)
+    return image
+
+
+tiles = position_similarity(trained.pos_embed.data, g)
+fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+similarity_mosaic(axes[0], tiles_init, "at initialisation")
+image = similarity_mosaic(axes[1], tiles, f"after {config.epochs} epochs")
+fig.colorbar(image, ax=axes, fraction=0.025, label="cosine similarity")
+plt.show()
+
+# %% [markdown]
+# At initialisation only the diagonal (each patch with itself) stands out. After training,
+# even this short run, every tile is brightest around its own patch and darkest on the far
+# side of the grid: patches of the top rows have similar embeddings, those of the bottom rows
+# too, and the central patches form one bright blob. Nobody told the model that position 9 is
+# below position 1 — the table is 1-D — the data did: neighbouring patches are correlated, and
+# the model gains from knowing which patches are neighbours. (The paper's models, trained for
+# far longer, show sharper tiles, often with bands along the patch's own row and column.)
+#
+# The same in one curve: the mean similarity of two positions against their distance on the
+# grid, in patches, rounded to the nearest whole patch.
+
+# %%
+rows, cols = np.divmod(np.arange(N), g)
+distance = np.hypot(rows[:, None] - rows[None], cols[:, None] - cols[None])      # N N
+fig, ax = plt.subplots(figsize=(5.5, 3.4))
+bins = np.round(distance)                                                          # N N
+for label, t in (("initial", tiles_init), ("trained", tiles)):
+    sim = t.reshape(N, N)
+    ds = np.unique(bins[distance > 0])
+    ax.plot(ds, [sim[(bins == d) & (distance > 0)].mean() for d in ds], "o-", ms=4, label=label)
+ax.axhline(0, color="gray", lw=0.5)
+ax.set(xlabel="distance between the two patches (in patches)", ylabel="mean cosine similarity",
+       title="position embeddings: similarity against distance")
+ax.legend(); plt.tight_layout(); plt.show()
+
+# %% [markdown]
+# Similarity falls steeply over the first few patches of distance. The small rise at the
+# largest distances comes from the border: the farthest pairs are opposite corners and edges,
+# and the border patches resemble each other — plausibly because CIFAR-10's objects sit mostly
+# in the centre, so all border patches play a similar role (mostly background).
+
+# %% [markdown]
+# ## 4. A bigger grid: interpolating the embeddings
+#
+# The patch embedding $E$ does not care how many patches there are, and neither do the blocks —
+# only `pos_embed` has a row per position. To fine-tune at a higher resolution (the paper goes
+# from 224 to 384 px, keeping $P = 16$, so $14 \times 14 \to 24 \times 24$ patches), the paper
+# treats the $g \times g$ rows as an image with $D$ channels and **resizes it bilinearly** to
+# $G \times G$; the class token's row is kept as it is.
+#
+# With corners aligned, output row $i$ samples the old grid at $i\,(g - 1)/(G - 1)$, a
+# weighted mix of two neighbours. As a matrix $M$ (`G g`), each row sums to one, and resizing
+# is `M @ grid @ M.T` on each of the $D$ channels:
+
+# %%
+print("interpolation matrix, 4 -> 6:\n", interpolation_matrix(4, 6))
+
+# %%
+G = 2 * g - 1 if FAST else g + g // 2                    # CIFAR: 8 x 8 -> 12 x 12 (48 px images)
+D = trained.pos_embed.shape[-1]
+old = trained.pos_embed.data
+new = resize_pos_embed(old, G)
+assert old.shape == (1, 1 + g * g, D) and new.shape == (1, 1 + G * G, D)       # 1 1+N D
+assert np.array_equal(new[:, 0], old[:, 0])                                    # class token kept
+assert np.allclose(new[0, 1], old[0, 1]) and np.allclose(new[0, -1], old[0, -1])  # corners kept
+print(f"pos_embed {old.shape} -> {new.shape}")
+
+# %% [markdown]
+# To *see* $D$-dimensional embeddings, project them on their first three principal components
+# (computed on the $g \times g$ originals) and show those as red, green and blue. Left: the
+# trained $g \times g$ grid; right: the interpolated $G \times G$ one, projected the same way.
+# The colours vary smoothly across the grid — the 2-D layout again — and interpolation
+# stretches the picture without changing it.
+
+# %%
+patches_old, patches_new = old[0, 1:], new[0, 1:]                               # N D, N' D
+centre = patches_old.mean(axis=0)
+_, _, vt = np.linalg.svd(patches_old - centre, full_matrices=False)
+project = lambda p: (p - centre) @ vt[:3].T                                     # noqa: E731
+low, high = project(patches_old).min(axis=0), project(patches_old).max(axis=0)
+to_rgb = lambda p, side: np.clip((project(p) - low) / (high - low), 0, 1).reshape(side, side, 3)  # noqa: E731
+
+tile_old = position_similarity(old, g)[g // 2, g // 2]
+tile_new = position_similarity(new, G)[G // 2, G // 2]
+fig, axes = plt.subplots(1, 4, figsize=(12, 3.3))
+for ax, picture, title in ((axes[0], to_rgb(patches_old, g), f"{g}×{g} learned (3 principal comps.)"),
+                           (axes[1], to_rgb(patches_new, G), f"interpolated to {G}×{G}"),
+                           (axes[2], tile_old, f"similarity to patch ({g // 2}, {g // 2}), {g}×{g}"),
+                           (axes[3], tile_new, f"similarity to patch ({G // 2}, {G // 2}), {G}×{G}")):
+    ax.imshow(picture, cmap="viridis", vmin=-1, vmax=1, interpolation="nearest")
+    ax.set_title(title, fontsize=9); ax.set_xticks([]); ax.set_yticks([])
+plt.tight_layout(); plt.show()
+
+# %% [markdown]
+# `ViT.resize(image_size)` does exactly this to a model. Let's feed the trained model
+# upsampled test images with $G \times G$ patches, without any fine-tuning: the accuracy drops
+# (the patches now show a magnified, blurrier world than in training) but stays far above
+# chance — the interpolated embeddings still tell the model where each patch is. The paper
+# fine-tunes for a few thousand steps at the new size to recover and then exceed the accuracy.
+
+# %%
+count = 360 if not CIFAR else 2000
+test_x, test_y = data.test_images[:count], data.test_labels[:count]
+_, accuracy_native, _ = evaluate(trained, test_x, test_y, data.mean, data.std)
+trained.resize(G * PATCH)                                  # images are upsampled to this size
+assert trained.pos_embed.shape == (1, 1 + G * G, D)
+_, accuracy_resized, _ = evaluate(trained, test_x, test_y, data.mean, data.std)
+print(f"{count} test images at {S} px ({g}x{g} patches): {100 * accuracy_native:.1f}%")
+print(f"the same upsampled to {G * PATCH} px ({G}x{G} patches, embeddings interpolated): "
+      f"{100 * accuracy_resized:.1f}%   (chance: 10%)")
+
+# %% [markdown]
+# ## Summary
+#
+# * Self-attention, layernorm and the MLP are permutation-equivariant; without position
+#   embeddings a ViT's class token is invariant to shuffling the patches — checked above to
+#   float32 rounding.
+# * The class token is a learned extra token; attention lets it gather from all patches, and
+#   its final state is the image's representation for the head.
+# * ViT's position embeddings are a learned 1-D table `(1 1+N D)` added to the tokens. After
+#   training, their similarities reveal the 2-D grid: near patches have similar embeddings.
+# * For a new resolution, the $g \times g$ table is resized bilinearly to $G \times G$
+#   (`resize_pos_embed`, `ViT.resize`); the class token's row stays.
+#
+# ## Exercises
+#
+# 1. Train the same model with `pos_embed` fixed at zero (set it to zero, and leave it out of
+#    the optimizer, or zero it after every step). How much test accuracy does it lose on
+#    CIFAR-10? On the digits? Why might the loss be smaller than you expect?
+#    (Hint: a patch's *content* already says something about where it tends to be.)
+# 2. Would the model *without* position embeddings still be invariant if it used `pool='gap'`,
+#    the mean of the tokens, instead of the class token? If it had a convolutional patch
+#    embedding with stride smaller than $P$ (overlapping patches)?
+# 3. Replace the learned table with fixed 2-D sinusoidal embeddings: half of the $D$ channels
+#    encode the row, half the column, with $\sin(r/10000^{2k/D'})$ and $\cos$. Draw their
+#    similarity grid before any training. What does interpolation to a bigger grid do to them,
+#    and what could you do instead?
+# 4. `resize_pos_embed` aligns the corners. What does the alternative (pixel centres aligned,
+#    as for images) do at the border of the grid? Which is more natural for positions?
+# 5. The position embeddings get no weight decay (`minivit.optim.param_groups`). What would
+#    decay pull them towards, and what would that do to the similarity picture?
