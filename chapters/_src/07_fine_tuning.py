@@ -208,7 +208,7 @@ assert pre.pos_embed.shape == (1, 1 + 4 * 4, 96)
 start = time.perf_counter()
 optimizer = AdamW(param_groups(pre, 0.05), lr=1e-3)
 pre_history, _ = fit(pre, optimizer, A["train"], PRE_STEPS, 128, 1e-3, PRE_STEPS // 10,
-                              label_smoothing=0.1, eval_set=A["test"], eval_every=max(PRE_STEPS // 4, 1))
+                     label_smoothing=0.1, eval_set=A["test"], eval_every=max(PRE_STEPS // 4, 1))
 pre_seconds = time.perf_counter() - start
 for step, loss, acc in pre_history:
     print(f"step {step:4d}: train loss {loss:.3f}, task-A test accuracy {100 * acc:.1f}%")
@@ -232,8 +232,10 @@ print(f"pre-training: {PRE_STEPS} steps of 128 images "
 # Two things happen, both as in the paper's fine-tuning code:
 #
 # * **A new head.** The classifier of task A is thrown away and replaced by a zero-initialised
-#   $D \times K$ layer: at step 0 every class has the same logit, and the first gradients
-#   depend only on the pre-trained features.
+#   $D \times K$ layer: at step 0 every class has the same logit, and since the gradient
+#   reaches the body *through* the head's weights, only the head learns at first — fine-tuning
+#   begins as a linear classifier on the pre-trained features. (`from_pretrained` makes the new head when the
+#   number of classes changes; tasks A and B both have five, so we replace it ourselves.)
 # * **Position embeddings are interpolated.** The patch size stays $P = 4$, so 32 × 32 images
 #   have an $8 \times 8$ grid: 64 patch tokens where the checkpoint has embeddings for 16. The
 #   16 embeddings are a function sampled on a $4 \times 4$ grid; we resample it on an
@@ -446,7 +448,8 @@ show_position_embeddings([
 # channel, so we normalise that way. The paper fine-tunes at 384 × 384; on a CPU we take
 # 96 × 96 (a 6 × 6 grid of 16-pixel patches, 37 tokens — the 14 × 14 grid of 224 px is
 # interpolated *down*), which upsamples CIFAR's 32 × 32 images threefold. About 0.4 GFLOP per
-# image forward: a few minutes for 300 steps of 50 images on two cores.
+# image forward and 1.2 per training image: expect ten minutes or so on two cores for the
+# 300 steps of 50 images and the evaluations.
 
 # %%
 VIT_WEIGHTS = os.environ.get("MINIVIT_VIT_WEIGHTS")  # e.g. ViT-Ti_16.npz or model.safetensors
