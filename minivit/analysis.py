@@ -218,11 +218,16 @@ def upsample(maps, size, mode="bilinear"):
 
 # --- figures ----------------------------------------------------------------------------------
 
-def _pyplot():
+def _figure(**kwargs):
+    """A matplotlib Figure drawn off-screen: it leaves pyplot (and a notebook's inline figures)
+    alone, and fig.savefig writes it."""
+    from matplotlib.figure import Figure
+    return Figure(**kwargs)
+
+
+def _colormap(name):
     import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
+    return matplotlib.colormaps[name]
 
 
 def _as_picture(image):
@@ -244,15 +249,14 @@ def plot_filters(filters, path, columns=7, title=None):
     """The principal components of the embedding filters (k, P, P, C) in [0, 1], in a grid of
     `columns` columns, first component at the top left (as the paper's 4 x 7 grid); RGB for
     3 channels, grey for 1 (the mean of the channels otherwise)."""
-    plt = _pyplot()
     if title is None:
         kind = "RGB embedding filters" if filters.shape[-1] == 3 else "Embedding filters"
         title = f"{kind}\n(first principal components)"
     count = len(filters)
     columns = min(columns, count)
     rows = math.ceil(count / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(0.75 * columns + 0.4, 0.75 * rows + 0.8),
-                             squeeze=False)
+    fig = _figure(figsize=(0.75 * columns + 0.4, 0.75 * rows + 0.8))
+    axes = fig.subplots(rows, columns, squeeze=False)
     for k, axis in enumerate(axes.flat):
         axis.set_axis_off()
         if k < count:
@@ -261,22 +265,21 @@ def plot_filters(filters, path, columns=7, title=None):
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
 def plot_position_similarity(tiles, path, title="Position embedding similarity"):
     """The (g, g, g, g) cosine-similarity tiles laid out on the g x g patch grid, a one-cell gap
     between tiles, one colour scale from -1 to 1 with a colorbar (as the paper's figure)."""
-    plt = _pyplot()
     g = tiles.shape[0]
     step = g + 1
     mosaic = np.full((g * step - 1, g * step - 1), np.nan)
     for r in range(g):
         for c in range(g):
             mosaic[r * step:r * step + g, c * step:c * step + g] = tiles[r, c]
-    fig, axis = plt.subplots(figsize=(5.4, 4.6))
-    cmap = plt.get_cmap("viridis").with_extremes(bad="white")
+    fig = _figure(figsize=(5.4, 4.6))
+    axis = fig.subplots()
+    cmap = _colormap("viridis").with_extremes(bad="white")
     image = axis.imshow(np.ma.masked_invalid(mosaic), cmap=cmap, vmin=-1, vmax=1,
                         interpolation="nearest")
     centres = np.arange(g) * step + (g - 1) / 2
@@ -290,7 +293,6 @@ def plot_position_similarity(tiles, path, title="Position embedding similarity")
     fig.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label="Cosine similarity")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
@@ -298,11 +300,11 @@ def plot_attention_distance(distances, path, image_size=None, title="Mean attent
     """One point per head: x the layer (1 = first), y its mean attention distance in pixels;
     heads coloured as in the paper's figure. image_size, if given, sets the top of the y axis
     to the largest possible distance, the image's diagonal."""
-    plt = _pyplot()
     distances = np.asarray(distances)
     layers, heads = distances.shape
-    fig, axis = plt.subplots(figsize=(5, 4))
-    colours = plt.get_cmap("tab20" if heads > 10 else "tab10")
+    fig = _figure(figsize=(5, 4))
+    axis = fig.subplots()
+    colours = _colormap("tab20" if heads > 10 else "tab10")
     depth = np.arange(1, layers + 1)
     for h in range(heads):
         axis.scatter(depth, distances[:, h], s=18, color=colours(h % colours.N),
@@ -317,7 +319,6 @@ def plot_attention_distance(distances, path, image_size=None, title="Mean attent
         axis.legend(fontsize=7, ncol=2 if heads > 6 else 1, loc="best", framealpha=0.8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
@@ -326,12 +327,11 @@ def plot_rollout(images, maps, path, columns=4, mode="bilinear", alpha=0.5,
     """Each image beside its rollout map, upsampled to the image (`upsample`, mode) and
     overlaid in colour. images: (B, C, H, W) uint8 (or floats in [0, 1]); maps: (B, g, g) in
     [0, 1]. `columns` image/overlay pairs per row."""
-    plt = _pyplot()
     count = len(images)
     columns = max(min(columns, count), 1)
     rows = math.ceil(count / columns)
-    fig, axes = plt.subplots(rows, 2 * columns, figsize=(3.2 * columns, 1.7 * rows + 0.6),
-                             squeeze=False)
+    fig = _figure(figsize=(3.2 * columns, 1.7 * rows + 0.6))
+    axes = fig.subplots(rows, 2 * columns, squeeze=False)
     for axis in axes.flat:
         axis.set_axis_off()
     size = np.asarray(images).shape[-1]
@@ -349,5 +349,4 @@ def plot_rollout(images, maps, path, columns=4, mode="bilinear", alpha=0.5,
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path

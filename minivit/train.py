@@ -171,11 +171,10 @@ def load_checkpoint(path, model, optimizer=None):
 
 def plot_curves(rows, path):
     """Loss and accuracy against epoch, train and test, in one PNG."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # off-screen: leaves pyplot and notebooks alone
     epochs = [r["epoch"] for r in rows]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = Figure(figsize=(10, 3.8))
+    left, right = fig.subplots(1, 2)
     for key, label in (("train_loss", "train"), ("test_loss", "test")):
         left.plot(epochs, [r[key] for r in rows], label=label)
     for key, label in (("train_accuracy", "train"), ("test_accuracy", "test")):
@@ -187,7 +186,6 @@ def plot_curves(rows, path):
         axis.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 class Diverged(RuntimeError):
