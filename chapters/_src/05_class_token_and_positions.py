@@ -220,9 +220,7 @@ if CIFAR:
 else:  # the digits: 1,437 images, 23 steps an epoch
     config = TrainConfig(dataset="digits", model="C-micro/4", patch_size=2, epochs=2 if FAST else 30,
                          batch_size=64, lr=2e-3, warmup_epochs=1, augment="crop")
-backend_name = plt.get_backend()
 summary = train(config, run_dir)
-plt.switch_backend(backend_name)  # train() draws curves.png with the file-only Agg backend
 trained = from_pretrained(os.path.join(run_dir, "last.npz"))
 print(f"test accuracy {100 * summary['final_test_accuracy']:.1f}% after {config.epochs} epochs")
 

@@ -306,9 +306,7 @@ else:  # the digits: 1,437 training images, 23 steps an epoch
                          heads=4, epochs=2 if FAST else 30, batch_size=64, lr=2e-3, warmup_epochs=1,
                          label_smoothing=0.1, augment="crop")
 print(config)
-backend_name = plt.get_backend()
 summary = train(config, run_dir)
-plt.switch_backend(backend_name)  # train() draws curves.png with the file-only Agg backend
 print({k: v for k, v in summary.items() if k != "command"})
 
 # %% [markdown]
