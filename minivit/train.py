@@ -236,6 +236,7 @@ def train(config, run_dir, resume=False, command=""):
           f"{tuple(data.train_images.shape[1:])}, {len(data.classes)} classes | model "
           f"{model.num_parameters():,} parameters | {config.device} | run {run_dir}")
     train_seconds = sum(r["seconds"] for r in rows)
+    last_plot = -math.inf
     for epoch in range(start_epoch, config.epochs):
         # every epoch's randomness comes from (seed, epoch): a resumed run replays it exactly
         minivit.manual_seed(config.seed * 100_003 + epoch)
@@ -283,7 +284,9 @@ def train(config, run_dir, resume=False, command=""):
             save_checkpoint(os.path.join(run_dir, "best.npz"), model, optimizer, epoch + 1, config,
                             best_accuracy)
         write_metrics(metrics_path, rows)
-        plot_curves(rows, os.path.join(run_dir, "curves.png"))
+        if epoch + 1 == config.epochs or time.perf_counter() - last_plot > 20:  # a plot costs ~0.3 s
+            plot_curves(rows, os.path.join(run_dir, "curves.png"))
+            last_plot = time.perf_counter()
         print(f"epoch {epoch + 1:3d}/{config.epochs} | train loss {rows[-1]['train_loss']:.4f} "
               f"acc {100 * rows[-1]['train_accuracy']:5.2f}% | test loss {test_loss:.4f} "
               f"acc {100 * test_accuracy:5.2f}% | {seconds:.1f}s, {seen / seconds:.0f} img/s")

@@ -24,13 +24,16 @@ class Attention(Function):
         q, k, v = einops.rearrange(qkv, "b n (three h dh) -> three b h n dh", three=3, h=self.heads)
         self.scale = q.shape[-1] ** -0.5
         self.q, self.k, self.v = q, k, v
-        self.probs = softmax_array((q @ k.swapaxes(-1, -2)) * self.scale)
+        scores = q @ k.swapaxes(-1, -2)                                  # B H N N
+        scores *= self.scale
+        self.probs = softmax_array(scores)
         return einops.rearrange(self.probs @ v, "b h n dh -> b n (h dh)")
 
     def backward(self, grad):
         d_out = einops.rearrange(grad, "b n (h dh) -> b h n dh", h=self.heads)
         dv = self.probs.swapaxes(-1, -2) @ d_out
-        d_scores = softmax_backward_array(self.probs, d_out @ self.v.swapaxes(-1, -2)) * self.scale
+        d_scores = softmax_backward_array(self.probs, d_out @ self.v.swapaxes(-1, -2))
+        d_scores *= self.scale
         dq = d_scores @ self.k
         dk = d_scores.swapaxes(-1, -2) @ self.q
         xp = get_array_module(grad)

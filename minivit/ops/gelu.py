@@ -1,6 +1,10 @@
 """GELU(x) = x * Phi(x), Phi the standard normal CDF, in two forms:
 'erf' (exact; timm, PyTorch's default) and 'tanh' (the approximation the JAX checkpoints used).
-Shapes: any, elementwise."""
+Shapes: any, elementwise.
+
+GELU runs on the MLP's widest activation (B N 4D), so each array pass costs: the formulas are
+evaluated in place (`*=`, `out=`) into one or two buffers instead of a new array per operator.
+"""
 import math
 
 from minivit.backend import erf, get_array_module
@@ -21,9 +25,18 @@ class GELU(Function):
             raise ValueError(f"gelu: approximate must be 'erf' or 'tanh', not {self.approximate!r}")
         xp = get_array_module(x)
         if self.approximate == "tanh":
-            self.t = xp.tanh(SQRT_2_OVER_PI * x * (1 + TANH_CUBIC * x * x))  # x*x: NumPy's x**3 is ~50x slower
-            return 0.5 * x * (1 + self.t)
-        self.cdf = 0.5 * (1 + erf(x / math.sqrt(2)))
+            u = x * x                                 # x*x: NumPy's x**3 is ~50x slower
+            u *= SQRT_2_OVER_PI * TANH_CUBIC
+            u += SQRT_2_OVER_PI
+            u *= x                                    # u = sqrt(2/pi) (x + 0.044715 x^3)
+            self.t = xp.tanh(u, out=u)
+            y = self.t + 1
+            y *= x
+            y *= 0.5                                  # x (1 + t) / 2
+            return y
+        self.cdf = erf(x / math.sqrt(2))
+        self.cdf += 1
+        self.cdf *= 0.5                               # Phi(x)
         return x * self.cdf
 
     def backward(self, grad):
@@ -31,7 +44,22 @@ class GELU(Function):
         xp = get_array_module(x)
         if self.approximate == "tanh":
             t = self.t
-            du_dx = SQRT_2_OVER_PI * (1 + 3 * TANH_CUBIC * x * x)
-            return (grad * 0.5 * (1 + t + x * (1 - t * t) * du_dx),)
-        pdf = xp.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
-        return (grad * (self.cdf + x * pdf),)
+            dx = x * x
+            dx *= SQRT_2_OVER_PI * 3 * TANH_CUBIC
+            dx += SQRT_2_OVER_PI                      # du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2)
+            one_minus_t2 = t * t
+            xp.subtract(1, one_minus_t2, out=one_minus_t2)
+            dx *= one_minus_t2
+            dx *= x
+            dx += t
+            dx += 1
+            dx *= 0.5                                 # (1 + t + x (1 - t^2) du/dx) / 2
+        else:
+            dx = x * x
+            dx *= -0.5
+            xp.exp(dx, out=dx)
+            dx *= x
+            dx *= 1 / math.sqrt(2 * math.pi)          # x phi(x)
+            dx += self.cdf
+        dx *= grad
+        return (dx,)
