@@ -5,6 +5,8 @@ calls `xp.exp`, `xp.matmul`, ... on that module, so the same line of code runs o
 CuPy is optional: `import minivit` works without it, and asking for the GPU without it (or
 without a CUDA device) raises one `DeviceError` that says how to fix it.
 """
+import sys
+
 import numpy as np
 
 try:
@@ -87,3 +89,16 @@ def erf(array):
         return cupyx.scipy.special.erf(array)
     import scipy.special
     return scipy.special.erf(array)
+
+
+def peak_memory_mib(device):
+    """The most memory this process has held: resident set (CPU), or CuPy's memory pool (GPU);
+    0 where the system cannot say (Windows has no getrusage)."""
+    if device == "gpu":
+        return cupy.get_default_memory_pool().total_bytes() / 2 ** 20
+    try:
+        import resource
+    except ImportError:
+        return 0.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2 ** 20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux

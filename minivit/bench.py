@@ -10,7 +10,6 @@ it each reached (model FLOP utilisation), and peak memory. --profile breaks a st
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 from collections import defaultdict
@@ -160,12 +159,6 @@ def profile_step(runner, steps=3):
     return total, {k: v / steps for k, v in sorted(totals.items(), key=lambda kv: -kv[1])}
 
 
-def peak_memory_mib(device):
-    if device == "gpu":
-        return backend.cupy.get_default_memory_pool().total_bytes() / 2 ** 20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m minivit.bench", description=__doc__.split("\n\n")[1],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -194,7 +187,7 @@ def main(argv=None):
     runners, names = [ours], ["minivit"]
     for _ in range(args.warmup):
         ours.train_step()
-    memory = {"minivit": peak_memory_mib(args.device)}  # before PyTorch allocates anything
+    memory = {"minivit": backend.peak_memory_mib(args.device)}  # before PyTorch allocates anything
     torch_note = None
     if not args.no_torch:
         try:

@@ -294,12 +294,13 @@ def train(config, run_dir, resume=False, command=""):
     summary = dict(final_test_accuracy=rows[-1]["test_accuracy"], best_test_accuracy=best_accuracy,
                    epochs=config.epochs, train_seconds=train_seconds,
                    images_per_second=float(np.mean([r["images_per_second"] for r in rows])),
-                   device=config.device, parameters=model.num_parameters(), command=command)
+                   device=config.device, parameters=model.num_parameters(),
+                   peak_memory_mib=round(backend.peak_memory_mib(config.device)), command=command)
     with open(os.path.join(run_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     print(f"test accuracy {100 * summary['final_test_accuracy']:.2f}% (best "
           f"{100 * best_accuracy:.2f}%) after {config.epochs} epochs, {train_seconds:.0f}s of "
-          f"training | {run_dir}")
+          f"training, peak memory {summary['peak_memory_mib']} MiB | {run_dir}")
     return summary
 
 
