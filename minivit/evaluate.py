@@ -13,7 +13,8 @@ from minivit import backend
 from minivit.checkpoint import load_arrays
 from minivit.data import DataError, load_dataset
 from minivit.nn import CheckpointError
-from minivit.train import TrainConfig, build_model, evaluate, load_checkpoint, one_line_warnings
+from minivit.train import (TrainConfig, build_model, evaluate, load_checkpoint, normalization,
+                           one_line_warnings)
 
 
 def main(argv=None):
@@ -41,7 +42,8 @@ def main(argv=None):
         model.to(config.device)
         images = backend.to_device(data.test_images, config.device)
         labels = backend.to_device(data.test_labels, config.device)
-        loss, accuracy, predicted = evaluate(model, images, labels, data.mean, data.std)
+        loss, accuracy, predicted = evaluate(model, images, labels,
+                                            *normalization(config, data))
     except (DataError, CheckpointError, backend.DeviceError, FileNotFoundError, ValueError) as error:
         sys.exit(f"error: {error}")
     print(f"{args.checkpoint} (epoch {epoch}) on {data.name} test: accuracy {100 * accuracy:.2f}%, "

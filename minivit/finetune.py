@@ -5,16 +5,19 @@
 The head is replaced by a zero-initialised (D K) layer; at a higher resolution the patch size is
 kept and the position embeddings are interpolated to the larger patch grid. The optimizer is SGD
 with momentum 0.9 and no weight decay, gradients clipped at global norm 1, warmup then cosine.
+Images are normalised as the checkpoint's were: to [-1, 1] for official and timm weights.
 CHECKPOINT: a minivit.train checkpoint (last.npz, best.npz), an official ViT .npz or a timm
 .safetensors. The run directory, progress bars, metrics, plots and --resume are those of
 minivit.train (this is minivit.train with --init CHECKPOINT and fine-tuning defaults).
 """
 import argparse
+import json
 import os
 import sys
 import time
 
 from minivit import backend
+from minivit.checkpoint import load_arrays
 from minivit.data import DataError
 from minivit.nn import CheckpointError
 from minivit.pretrained import from_pretrained
@@ -23,6 +26,16 @@ from minivit.train import main as train_main
 
 FINETUNE = dict(optimizer="sgd", lr=0.01, weight_decay=0.0, clip_norm=1.0, epochs=10,
                 warmup_epochs=1, batch_size=128, label_smoothing=0.0, augment="basic")
+
+
+def source_normalization(path):
+    """How the checkpoint's training images were normalised: a minivit.train checkpoint says so
+    in its config; the official and timm weights saw pixels mapped to [-1, 1] ('half')."""
+    if os.fspath(path).endswith(".npz"):
+        arrays = load_arrays(path)
+        if "config" in arrays:
+            return json.loads(str(arrays["config"])).get("normalize", "dataset")
+    return "half"
 
 
 def main(argv=None):
@@ -35,6 +48,8 @@ def main(argv=None):
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped fine-tuning run")
     for name, value in FINETUNE.items():
         parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
+    parser.add_argument("--normalize", choices=["dataset", "half"],
+                        help="input normalisation (default: the one the checkpoint was trained with)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     parser.add_argument("--out", default="runs")
@@ -47,15 +62,16 @@ def main(argv=None):
         parser.error("give the CHECKPOINT to fine-tune (or --resume RUN_DIR)")
     try:
         source = from_pretrained(args.checkpoint).config
+        normalize = args.normalize or source_normalization(args.checkpoint)
     except (CheckpointError, FileNotFoundError, ValueError) as error:
         sys.exit(f"error: {error}")
     architecture = {k: source[k] for k in ("dim", "depth", "heads", "mlp_dim", "patch_size",
                                           "pool", "gelu")}
     options = {k: getattr(args, k) for k in FINETUNE}
     config = TrainConfig(model="custom", dataset=args.dataset, data_dir=args.data_dir,
-                         image_size=args.image_size, seed=args.seed, device=args.device,
-                         out=args.out, init=os.path.abspath(args.checkpoint), **architecture,
-                         **options)
+                         image_size=args.image_size, normalize=normalize, seed=args.seed,
+                         device=args.device, out=args.out, init=os.path.abspath(args.checkpoint),
+                         **architecture, **options)
     name = args.name or f"finetune-{args.dataset.replace(':', '-').replace('/', '-')}-" \
                         f"{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = os.path.join(args.out, name)

@@ -24,7 +24,7 @@ from minivit.data import DataError, load_dataset, resize
 from minivit.data.loader import batches
 from minivit.nn import CheckpointError
 from minivit.pretrained import from_pretrained
-from minivit.train import TrainConfig
+from minivit.train import TrainConfig, normalization
 
 
 def parse_args(argv=None):
@@ -81,8 +81,9 @@ def inspect(checkpoint, out, dataset=None, data_dir=None, images=128, show=8, ba
 
     # the attention, a batch at a time: the distance is summed over images, rollout kept for `show`
     distance_sum, maps = 0.0, []
+    mean, std = normalization(config, data)
     for x, _ in batches(test_images, np.zeros(len(test_images), np.int64), batch_size,
-                        mean=data.mean, std=data.std):
+                        mean=mean, std=std):
         attentions = analysis.attention_weights(model, resize(x, model.patch_embed.image_size))
         distance_sum = distance_sum + len(x) * analysis.mean_attention_distance(
             attentions, grid, patch, cls_tokens)

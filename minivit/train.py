@@ -56,6 +56,7 @@ class TrainConfig:
     low_res_epochs: int = 0       # train the first epochs on downsampled images (cheaper) ...
     low_res_size: int = 16        # ... of this size, then interpolate the position embeddings
     augment: str = "basic"        # none | crop | basic (crop + flip) | strong (+ random erasing)
+    normalize: str = "dataset"    # dataset (its channel mean and std) | half (to [-1, 1])
     seed: int = 0
     device: str = "cpu"
     out: str = "runs"
@@ -95,7 +96,9 @@ HELP = {
     "interpolated", "low_res_size": "image size of the low-resolution epochs",
     "label_smoothing": "label smoothing of the cross-entropy", "clip_norm": "clip gradients to "
     "this global norm (0: off)", "augment": "none, crop (random crop), basic (crop + flip) or strong "
-    "(basic + random erasing)", "seed": "random seed (same seed, same run on the CPU)",
+    "(basic + random erasing)", "normalize": "dataset (each channel to mean 0, std 1) or half (pixels to [-1, 1] with mean "
+    "and std 0.5, as the official and timm checkpoints were trained)",
+    "seed": "random seed (same seed, same run on the CPU)",
     "device": "cpu (NumPy) or gpu (CuPy)", "out": "parent folder of the run directory",
 }
 
@@ -115,7 +118,7 @@ def parse_args(argv=None):
         flag = "--" + field.name.replace("_", "-")
         choices = {"optimizer": ["adamw", "sgd"], "augment": ["none", "crop", "basic", "strong"],
                    "device": ["cpu", "gpu"], "pool": ["cls", "gap"],
-                   "gelu": ["tanh", "erf"]}.get(field.name)
+                   "gelu": ["tanh", "erf"], "normalize": ["dataset", "half"]}.get(field.name)
         parser.add_argument(flag, type=kind, default=None, choices=choices,
                             help=f"{HELP[field.name]} (default {getattr(defaults, field.name)})")
     args = parser.parse_args(argv)
@@ -170,6 +173,13 @@ def load_checkpoint(path, model, optimizer=None):
     return int(arrays["epoch"]), float(arrays["best_accuracy"])
 
 
+def normalization(config, data):
+    """The per-channel (mean, std) that batches are normalised with, in [0, 1] pixel units."""
+    if config.normalize == "half":
+        return (0.5,) * len(data.mean), (0.5,) * len(data.std)
+    return data.mean, data.std
+
+
 def plot_curves(rows, path):
     """Loss and accuracy against epoch, train and test, in one PNG."""
     from matplotlib.figure import Figure  # off-screen: leaves pyplot and notebooks alone
@@ -219,6 +229,7 @@ def train(config, run_dir, resume=False, command=""):
     to_device = lambda a: backend.to_device(a, config.device)  # noqa: E731
     train_images, train_labels = to_device(data.train_images), to_device(data.train_labels)
     test_images, test_labels = to_device(data.test_images), to_device(data.test_labels)
+    mean, std = normalization(config, data)
 
     os.makedirs(run_dir, exist_ok=True)
     metrics_path = os.path.join(run_dir, "metrics.csv")
@@ -250,7 +261,7 @@ def train(config, run_dir, resume=False, command=""):
         loss_sum = 0.0
         start = time.perf_counter()
         bar = tqdm(batches(train_images, train_labels, config.batch_size, shuffle=True, rng=rng,
-                           augment=config.augment, mean=data.mean, std=data.std),
+                           augment=config.augment, mean=mean, std=std),
                    total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}",
                    leave=False, dynamic_ncols=True, file=sys.stdout, mininterval=0.5,
                    disable=not sys.stdout.isatty())  # a log file gets the epoch lines only
@@ -272,7 +283,7 @@ def train(config, run_dir, resume=False, command=""):
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
                             img_s=f"{seen / (time.perf_counter() - start):.0f}")
         seconds = time.perf_counter() - start
-        test_loss, test_accuracy, _ = evaluate(model, test_images, test_labels, data.mean, data.std)
+        test_loss, test_accuracy, _ = evaluate(model, test_images, test_labels, mean, std)
         rows.append(dict(epoch=epoch + 1, train_loss=loss_sum / seen, train_accuracy=correct / seen,
                          test_loss=test_loss, test_accuracy=test_accuracy, lr=optimizer.lr,
                          seconds=seconds, images_per_second=seen / seconds))

@@ -8,6 +8,7 @@ import pytest
 
 from minivit import train as train_module
 from minivit.checkpoint import load_arrays
+from minivit.data import load_dataset
 from minivit.train import TrainConfig, train
 
 TINY = dict(dataset="digits", model="C-micro/4", dim=16, depth=1, heads=2, mlp_dim=32,
@@ -116,6 +117,29 @@ def test_fine_tuning_at_a_higher_resolution(tmp_path):
     assert config["optimizer"] == "sgd" and config["clip_norm"] == 1.0 and config["image_size"] == 16
     model = from_pretrained(tmp_path / "fine" / "last.npz")
     assert model.pos_embed.shape == (1, 1 + 8 * 8, 16) and summary["epochs"] == 1
+
+
+def test_fine_tuning_normalises_as_the_checkpoint_was_trained(tmp_path, monkeypatch):
+    """Official and timm weights saw pixels in [-1, 1] (mean = std = 0.5): fine-tuning them feeds
+    the same; a minivit.train checkpoint keeps its own normalisation."""
+    from minivit.finetune import main as finetune
+    from minivit.pretrained import from_pretrained, save_pretrained
+    train(TrainConfig(**{**TINY, "patch_size": 2, "epochs": 1}), tmp_path / "pre")
+    save_pretrained(from_pretrained(tmp_path / "pre" / "last.npz"), tmp_path / "official.npz")
+    seen = []
+    real_evaluate = train_module.evaluate
+    monkeypatch.setattr(train_module, "evaluate",
+                        lambda model, images, labels, mean, std: seen.append((mean, std))
+                        or real_evaluate(model, images, labels, mean, std))
+    for source, name in ((tmp_path / "official.npz", "official"), (tmp_path / "pre" / "last.npz", "own")):
+        finetune([str(source), "--dataset", "digits", "--epochs", "1", "--out", str(tmp_path),
+                  "--name", name])
+    config = {name: json.loads((tmp_path / name / "config.json").read_text())
+              for name in ("official", "own")}
+    assert config["official"]["normalize"] == "half" and config["own"]["normalize"] == "dataset"
+    assert seen[0] == ((0.5,), (0.5,))                       # digits: one channel
+    digits = load_dataset("digits")
+    assert seen[1] == (digits.mean, digits.std) and digits.std[0] != 0.5
 
 
 def test_fine_tuning_starts_from_the_pretrained_weights_with_a_zero_head(tmp_path, monkeypatch):

@@ -483,8 +483,9 @@ else:
 # python -m minivit.finetune --resume runs/finetune-cifar10-...              # continue
 # ```
 #
-# (It normalises with the data set's own channel statistics, not with 0.5 / 0.5; fine-tuning
-# absorbs the difference, at the cost of a few early steps.)
+# It normalises the images as the checkpoint's were: to $[-1, 1]$ for the official and timm
+# weights, with the data set's channel statistics for a `minivit.train` checkpoint (as trained);
+# `--normalize` overrides it.
 
 # %%
 print(f"chapter run time: {time.perf_counter() - START:.0f} s")
