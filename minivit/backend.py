@@ -92,8 +92,9 @@ def erf(array):
 
 
 def peak_memory_mib(device):
-    """The most memory this process has held: resident set (CPU), or CuPy's memory pool (GPU);
-    0 where the system cannot say (Windows has no getrusage)."""
+    """The most memory this process has held: its peak resident set (CPU), or the size of CuPy's
+    memory pool (GPU; the pool keeps what it once held, so that is its peak as long as nobody
+    frees it); 0 where the system cannot say (Windows has no getrusage)."""
     if device == "gpu":
         return cupy.get_default_memory_pool().total_bytes() / 2 ** 20
     try:
@@ -101,4 +102,4 @@ def peak_memory_mib(device):
     except ImportError:
         return 0.0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2 ** 20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+    return peak / 2 ** 20 if sys.platform == "darwin" else peak / 1024  # macOS: bytes; Linux: KiB

@@ -11,31 +11,19 @@ CHECKPOINT: a minivit.train checkpoint (last.npz, best.npz), an official ViT .np
 minivit.train (this is minivit.train with --init CHECKPOINT and fine-tuning defaults).
 """
 import argparse
-import json
 import os
 import sys
 import time
 
 from minivit import backend
-from minivit.checkpoint import load_arrays
 from minivit.data import DataError
 from minivit.nn import CheckpointError
-from minivit.pretrained import from_pretrained
+from minivit.pretrained import from_pretrained, trained_normalization
 from minivit.train import Diverged, TrainConfig, one_line_warnings, train
 from minivit.train import main as train_main
 
 FINETUNE = dict(optimizer="sgd", lr=0.01, weight_decay=0.0, clip_norm=1.0, epochs=10,
                 warmup_epochs=1, batch_size=128, label_smoothing=0.0, augment="basic")
-
-
-def source_normalization(path):
-    """How the checkpoint's training images were normalised: a minivit.train checkpoint says so
-    in its config; the official and timm weights saw pixels mapped to [-1, 1] ('half')."""
-    if os.fspath(path).endswith(".npz"):
-        arrays = load_arrays(path)
-        if "config" in arrays:
-            return json.loads(str(arrays["config"])).get("normalize", "dataset")
-    return "half"
 
 
 def main(argv=None):
@@ -62,7 +50,7 @@ def main(argv=None):
         parser.error("give the CHECKPOINT to fine-tune (or --resume RUN_DIR)")
     try:
         source = from_pretrained(args.checkpoint).config
-        normalize = args.normalize or source_normalization(args.checkpoint)
+        normalize = args.normalize or trained_normalization(args.checkpoint)
     except (CheckpointError, FileNotFoundError, ValueError) as error:
         sys.exit(f"error: {error}")
     architecture = {k: source[k] for k in ("dim", "depth", "heads", "mlp_dim", "patch_size",

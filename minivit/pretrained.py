@@ -451,6 +451,17 @@ def from_pretrained(path, num_classes=None, image_size=None, dtype=np.float32, h
     return model
 
 
+def trained_normalization(path):
+    """How the images a checkpoint was trained on were normalised (a TrainConfig.normalize): a
+    minivit.train checkpoint says so in its config; the official and timm weights, and files
+    written by save_pretrained, are taken to have seen pixels mapped to [-1, 1] ('half')."""
+    if os.fspath(path).endswith(".npz"):
+        arrays = load_arrays(path)
+        if "config" in arrays:
+            return json.loads(str(arrays["config"])).get("normalize", "dataset")
+    return "half"
+
+
 def save_pretrained(model, path, layout="official"):
     """Write a ViT's weights in the official layout (.npz) or timm's (.safetensors); the heads
     go into the .safetensors metadata, as timm's weights do not show them."""

@@ -27,7 +27,7 @@ from minivit.data import DataError, load_dataset, resize
 from minivit.data.loader import batches
 from minivit.model import CONFIGS, ViT
 from minivit.optim import SGD, AdamW, clip_grad_norm, param_groups, warmup_cosine
-from minivit.pretrained import from_pretrained
+from minivit.pretrained import from_pretrained, trained_normalization
 
 
 @dataclasses.dataclass
@@ -96,8 +96,10 @@ HELP = {
     "interpolated", "low_res_size": "image size of the low-resolution epochs",
     "label_smoothing": "label smoothing of the cross-entropy", "clip_norm": "clip gradients to "
     "this global norm (0: off)", "augment": "none, crop (random crop), basic (crop + flip) or strong "
-    "(basic + random erasing)", "normalize": "dataset (each channel to mean 0, std 1) or half (pixels to [-1, 1] with mean "
-    "and std 0.5, as the official and timm checkpoints were trained)",
+    "(basic + random erasing)",
+    "normalize": "dataset (each channel to mean 0, std 1) or half (pixels to [-1, 1] with mean "
+    "and std 0.5, as the official and timm checkpoints were trained); with --init the default "
+    "is what the checkpoint was trained with",
     "seed": "random seed (same seed, same run on the CPU)",
     "device": "cpu (NumPy) or gpu (CuPy)", "out": "parent folder of the run directory",
 }
@@ -249,59 +251,64 @@ def train(config, run_dir, resume=False, command=""):
           f"{model.num_parameters():,} parameters | {config.device} | run {run_dir}")
     train_seconds = sum(r["seconds"] for r in rows)
     last_plot = -math.inf
-    for epoch in range(start_epoch, config.epochs):
-        # every epoch's randomness comes from (seed, epoch): a resumed run replays it exactly
-        minivit.manual_seed(config.seed * 100_003 + epoch)
-        rng = np.random.default_rng([config.seed, epoch])
-        if epoch == config.low_res_epochs and model.patch_embed.image_size != image_size:
-            model.resize(image_size)  # from here on at full resolution
-            optimizer.forget(model.pos_embed)
-        model.train()
-        seen = correct = 0
-        loss_sum = 0.0
-        start = time.perf_counter()
-        bar = tqdm(batches(train_images, train_labels, config.batch_size, shuffle=True, rng=rng,
-                           augment=config.augment, mean=mean, std=std),
-                   total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}",
-                   leave=False, dynamic_ncols=True, file=sys.stdout, mininterval=0.5,
-                   disable=not sys.stdout.isatty())  # a log file gets the epoch lines only
-        for step, (x, y) in enumerate(bar, start=epoch * steps_per_epoch):
-            optimizer.lr = warmup_cosine(step, total_steps, warmup_steps, config.lr)
-            logits = model(resize(x, model.patch_embed.image_size))
-            loss = ops.cross_entropy(logits, y, config.label_smoothing)
-            if not math.isfinite(loss.item()):
-                raise Diverged(f"the loss became {loss.item()} at epoch {epoch + 1}; the last good "
-                               f"checkpoint is {os.path.join(run_dir, 'last.npz')}: try a lower --lr")
-            optimizer.zero_grad()
-            loss.backward()
-            if config.clip_norm:
-                clip_grad_norm(model.parameters(), config.clip_norm)
-            optimizer.step()
-            seen += len(y)
-            loss_sum += loss.item() * len(y)
-            correct += int((logits.data.argmax(axis=1) == y).sum())
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
-                            img_s=f"{seen / (time.perf_counter() - start):.0f}")
-        seconds = time.perf_counter() - start
-        test_loss, test_accuracy, _ = evaluate(model, test_images, test_labels, mean, std)
-        rows.append(dict(epoch=epoch + 1, train_loss=loss_sum / seen, train_accuracy=correct / seen,
-                         test_loss=test_loss, test_accuracy=test_accuracy, lr=optimizer.lr,
-                         seconds=seconds, images_per_second=seen / seconds))
-        train_seconds += seconds
-        best = test_accuracy > best_accuracy
-        best_accuracy = max(best_accuracy, test_accuracy)
-        save_checkpoint(os.path.join(run_dir, "last.npz"), model, optimizer, epoch + 1, config,
-                        best_accuracy)
-        if best:
-            save_checkpoint(os.path.join(run_dir, "best.npz"), model, optimizer, epoch + 1, config,
+    try:
+        for epoch in range(start_epoch, config.epochs):
+            # every epoch's randomness comes from (seed, epoch): a resumed run replays it exactly
+            minivit.manual_seed(config.seed * 100_003 + epoch)
+            rng = np.random.default_rng([config.seed, epoch])
+            if epoch == config.low_res_epochs and model.patch_embed.image_size != image_size:
+                model.resize(image_size)  # from here on at full resolution
+                optimizer.forget(model.pos_embed)
+            model.train()
+            seen = correct = 0
+            loss_sum = 0.0
+            start = time.perf_counter()
+            bar = tqdm(batches(train_images, train_labels, config.batch_size, shuffle=True, rng=rng,
+                               augment=config.augment, mean=mean, std=std),
+                       total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}",
+                       leave=False, dynamic_ncols=True, file=sys.stdout, mininterval=0.5,
+                       disable=not sys.stdout.isatty())  # a log file gets the epoch lines only
+            for step, (x, y) in enumerate(bar, start=epoch * steps_per_epoch):
+                optimizer.lr = warmup_cosine(step, total_steps, warmup_steps, config.lr)
+                logits = model(resize(x, model.patch_embed.image_size))
+                loss = ops.cross_entropy(logits, y, config.label_smoothing)
+                if not math.isfinite(loss.item()):
+                    raise Diverged(f"the loss became {loss.item()} at epoch {epoch + 1}; the last "
+                                   f"good checkpoint is {os.path.join(run_dir, 'last.npz')}: try "
+                                   "a lower --lr")
+                optimizer.zero_grad()
+                loss.backward()
+                if config.clip_norm:
+                    clip_grad_norm(model.parameters(), config.clip_norm)
+                optimizer.step()
+                seen += len(y)
+                loss_sum += loss.item() * len(y)
+                correct += int((logits.data.argmax(axis=1) == y).sum())
+                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
+                                img_s=f"{seen / (time.perf_counter() - start):.0f}")
+            seconds = time.perf_counter() - start
+            test_loss, test_accuracy, _ = evaluate(model, test_images, test_labels, mean, std)
+            rows.append(dict(epoch=epoch + 1, train_loss=loss_sum / seen, train_accuracy=correct / seen,
+                             test_loss=test_loss, test_accuracy=test_accuracy, lr=optimizer.lr,
+                             seconds=seconds, images_per_second=seen / seconds))
+            train_seconds += seconds
+            best = test_accuracy > best_accuracy
+            best_accuracy = max(best_accuracy, test_accuracy)
+            save_checkpoint(os.path.join(run_dir, "last.npz"), model, optimizer, epoch + 1, config,
                             best_accuracy)
-        write_metrics(metrics_path, rows)
-        if epoch + 1 == config.epochs or time.perf_counter() - last_plot > 20:  # a plot costs ~0.3 s
+            if best:
+                save_checkpoint(os.path.join(run_dir, "best.npz"), model, optimizer, epoch + 1, config,
+                                best_accuracy)
+            write_metrics(metrics_path, rows)
+            if time.perf_counter() - last_plot > 20:  # a plot costs ~0.3 s: not after every short epoch
+                plot_curves(rows, os.path.join(run_dir, "curves.png"))
+                last_plot = time.perf_counter()
+            print(f"epoch {epoch + 1:3d}/{config.epochs} | train loss {rows[-1]['train_loss']:.4f} "
+                  f"acc {100 * rows[-1]['train_accuracy']:5.2f}% | test loss {test_loss:.4f} "
+                  f"acc {100 * test_accuracy:5.2f}% | {seconds:.1f}s, {seen / seconds:.0f} img/s")
+    finally:  # finished, stopped or diverged: the curves show every finished epoch
+        if rows:
             plot_curves(rows, os.path.join(run_dir, "curves.png"))
-            last_plot = time.perf_counter()
-        print(f"epoch {epoch + 1:3d}/{config.epochs} | train loss {rows[-1]['train_loss']:.4f} "
-              f"acc {100 * rows[-1]['train_accuracy']:5.2f}% | test loss {test_loss:.4f} "
-              f"acc {100 * test_accuracy:5.2f}% | {seconds:.1f}s, {seen / seconds:.0f} img/s")
     summary = dict(final_test_accuracy=rows[-1]["test_accuracy"], best_test_accuracy=best_accuracy,
                    epochs=config.epochs, train_seconds=train_seconds,
                    images_per_second=float(np.mean([r["images_per_second"] for r in rows])),
@@ -345,6 +352,8 @@ def main(argv=None):
             name = args.name or (f"{config.dataset.replace(':', '-').replace('/', '-')}-"
                                  f"{config.model.replace('/', '-')}-{time.strftime('%Y%m%d-%H%M%S')}")
             run_dir = os.path.join(config.out, name)
+            if config.init and args.normalize is None:  # feed what the weights were trained on
+                config = dataclasses.replace(config, normalize=trained_normalization(config.init))
         train(config, run_dir, resume=bool(args.resume),
               command=" ".join(["python -m minivit.train"] + sys.argv[1:]))
     except KeyboardInterrupt:

@@ -77,6 +77,23 @@ def test_a_diverging_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_p
     assert int(load_arrays(tmp_path / "run" / "last.npz")["epoch"]) == 1
 
 
+def test_a_stopped_run_leaves_curves_of_every_finished_epoch(tmp_path, monkeypatch):
+    """Curves are redrawn at most every 20 s while training, and once more however it ends."""
+    real = train_module.ops.cross_entropy
+    calls, plotted = [], []
+
+    def poisoned(logits, labels, smoothing=0.0):
+        calls.append(1)
+        loss = real(logits, labels, smoothing)
+        return loss * float("nan") if len(calls) > 16 else loss  # two epochs of 6 + 2 calls
+
+    monkeypatch.setattr(train_module.ops, "cross_entropy", poisoned)
+    monkeypatch.setattr(train_module, "plot_curves", lambda rows, path: plotted.append(len(rows)))
+    with pytest.raises(train_module.Diverged, match="at epoch 3"):
+        train(TrainConfig(**TINY), tmp_path / "run")
+    assert plotted == [1, 2]  # after epoch 1, then (within 20 s of it) only when the run stopped
+
+
 def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "minivit.train", *args], capture_output=True,
                           text=True, timeout=120)
@@ -134,9 +151,14 @@ def test_fine_tuning_normalises_as_the_checkpoint_was_trained(tmp_path, monkeypa
     for source, name in ((tmp_path / "official.npz", "official"), (tmp_path / "pre" / "last.npz", "own")):
         finetune([str(source), "--dataset", "digits", "--epochs", "1", "--out", str(tmp_path),
                   "--name", name])
+    train_module.main(["--dataset", "digits", "--model", "custom", "--dim", "16", "--depth", "1",
+                       "--heads", "2", "--mlp-dim", "32", "--patch-size", "2", "--epochs", "1",
+                       "--init", str(tmp_path / "official.npz"), "--out", str(tmp_path),
+                       "--name", "init"])
     config = {name: json.loads((tmp_path / name / "config.json").read_text())
-              for name in ("official", "own")}
+              for name in ("official", "own", "init")}
     assert config["official"]["normalize"] == "half" and config["own"]["normalize"] == "dataset"
+    assert config["init"]["normalize"] == "half"                 # minivit.train --init does the same
     assert seen[0] == ((0.5,), (0.5,))                       # digits: one channel
     digits = load_dataset("digits")
     assert seen[1] == (digits.mean, digits.std) and digits.std[0] != 0.5

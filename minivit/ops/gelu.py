@@ -3,7 +3,7 @@
 Shapes: any, elementwise.
 
 GELU runs on the MLP's widest activation (B N 4D), so each array pass costs: the formulas are
-evaluated in place (`*=`, `out=`) into one or two buffers instead of a new array per operator.
+evaluated in place (`*=`, `+=`) in a few buffers instead of a new array per operator.
 """
 import math
 
@@ -29,7 +29,7 @@ class GELU(Function):
             u *= SQRT_2_OVER_PI * TANH_CUBIC
             u += SQRT_2_OVER_PI
             u *= x                                    # u = sqrt(2/pi) (x + 0.044715 x^3)
-            self.t = xp.tanh(u, out=u)
+            self.t = xp.tanh(u)
             y = self.t + 1
             y *= x
             y *= 0.5                                  # x (1 + t) / 2
@@ -44,20 +44,17 @@ class GELU(Function):
         xp = get_array_module(x)
         if self.approximate == "tanh":
             t = self.t
-            dx = x * x
-            dx *= SQRT_2_OVER_PI * 3 * TANH_CUBIC
-            dx += SQRT_2_OVER_PI                      # du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2)
-            one_minus_t2 = t * t
-            xp.subtract(1, one_minus_t2, out=one_minus_t2)
-            dx *= one_minus_t2
+            du_dx = x * x
+            du_dx *= SQRT_2_OVER_PI * 3 * TANH_CUBIC
+            du_dx += SQRT_2_OVER_PI                   # sqrt(2/pi) (1 + 3 * 0.044715 x^2)
+            dx = 1 - t * t
+            dx *= du_dx
             dx *= x
             dx += t
             dx += 1
             dx *= 0.5                                 # (1 + t + x (1 - t^2) du/dx) / 2
         else:
-            dx = x * x
-            dx *= -0.5
-            xp.exp(dx, out=dx)
+            dx = xp.exp(-0.5 * x * x)
             dx *= x
             dx *= 1 / math.sqrt(2 * math.pi)          # x phi(x)
             dx += self.cdf
