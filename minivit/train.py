@@ -68,7 +68,7 @@ PRESETS = {
     "digits": dict(dataset="digits", model="C-micro/4", dim=64, depth=4, heads=4, mlp_dim=128,
                    patch_size=2, epochs=60, batch_size=64, lr=2e-3, warmup_epochs=4,
                    dropout=0.1, augment="none"),
-    # 30 epochs on 16 px images (17 tokens, ~4x cheaper), then 6 at 32 px: ~58 min on 2 cores
+    # 30 epochs on 16 px images (17 tokens, ~4x cheaper), then 6 at 32 px: 59 min on 2 cores
     "cpu-hour": dict(dataset="cifar10", model="C-mini/4", epochs=36, low_res_epochs=30,
                      low_res_size=16, batch_size=128, lr=1e-3, warmup_epochs=2, augment="basic"),
     "gpu": dict(dataset="cifar10", model="C-S/4", dim=384, depth=7, heads=12, mlp_dim=768,
