@@ -70,25 +70,22 @@ warnings.filterwarnings("ignore", message=r".*is not the official cifar-10-pytho
 
 
 def find_data():
-    """(data set name, data folder) for minivit.data.load_dataset: CIFAR-10 if it is at hand,
-    else the digits."""
+    """(data set name, data set) for this chapter: CIFAR-10 if it is at hand, else the digits."""
     if FAST:
         print("fast mode: using the 8x8 digits instead of CIFAR-10")
-        return "digits", "../data"
+        return "digits", load_dataset("digits")
     archive = os.environ.get("MINIVIT_CIFAR10_ARCHIVE")
-    name, folder = ((f"cifar10:{archive}", str(Path(tempfile.gettempdir()) / "minivit-data"))
-                    if archive else ("cifar10", "../data"))
+    name = f"cifar10:{archive}" if archive else "cifar10"
     try:
-        load_dataset(name, data_dir=folder, download=False)
-        return name, folder
+        return name, load_dataset(name, data_dir=DATA_DIR, download=False)
     except DataError as error:
         print(f"CIFAR-10 is not available ({error})")
         print("=> FALLING BACK to the 8x8 digits: the results below are for the digits, not CIFAR-10")
-        return "digits", "../data"
+        return "digits", load_dataset("digits")
 
 
-DATASET, DATA_DIR = find_data()
-data = load_dataset(DATASET, data_dir=DATA_DIR, download=False)
+DATA_DIR = os.environ.get("MINIVIT_DATA_DIR", "../data")  # where an archive is unpacked
+DATASET, data = find_data()
 CIFAR = DATASET.startswith("cifar10")
 C, S = data.train_images.shape[1:3]                       # channels, image side
 PATCH = 4 if CIFAR else 2                                 # 32 px -> 8 x 8 grid, 8 px -> 4 x 4

@@ -81,8 +81,9 @@ def cifar10_name():
         return None
 
 
+CIFAR10 = None if FAST else cifar10_name()
 CHECKPOINT = os.environ.get("MINIVIT_CHECKPOINT")
-if not CHECKPOINT and not FAST and cifar10_name():
+if not CHECKPOINT and CIFAR10:
     CHECKPOINT = "../results/cifar10-cpu-hour/model.npz"
 
 if CHECKPOINT:
@@ -91,7 +92,7 @@ if CHECKPOINT:
     model = from_pretrained(CHECKPOINT)           # a minivit.train checkpoint: architecture inside
     dataset = trained_with["dataset"]
     if dataset.partition(":")[0] == "cifar10":
-        dataset = cifar10_name() or dataset       # the same data, wherever it is on this machine
+        dataset = CIFAR10 or dataset              # the same data, wherever it is on this machine
     print(f"checkpoint {CHECKPOINT}: model {trained_with['model']}, "
           f"trained on {trained_with['dataset'].partition(':')[0]} for {int(arrays['epoch'])} epochs "
           f"({trained_with['low_res_epochs']} of them at {trained_with['low_res_size']}x"
