@@ -1,7 +1,8 @@
 """How fast is minivit?  python -m minivit.bench [--model C-Ti/4] [--batch-size 128] [--json]
 
 Measures images per second of a training step (forward, backward, AdamW) and of a forward pass,
-on NumPy (and CuPy with --device gpu). When PyTorch is installed, the same architecture runs in
+on NumPy (and CuPy with --device gpu); on the CPU each batch is split between --threads threads
+(minivit.parallel). When PyTorch is installed, the same architecture runs in
 PyTorch eager in the same process, with the same threads, batch, dtype and optimizer; the two
 alternate step by step so that both see the same machine, and the medians are compared.
 Also printed: model FLOPs per image, the machine's measured float32 matmul peak, the fraction of
@@ -9,15 +10,13 @@ it each reached (model FLOP utilisation), and peak memory. --profile breaks a st
 """
 import argparse
 import json
-import os
 import sys
 import time
 from collections import defaultdict
 
 import numpy as np
 
-import minivit
-from minivit import backend, ops
+from minivit import backend, ops, parallel
 from minivit.engine import Function
 from minivit.model import CONFIGS, ViT
 from minivit.optim import AdamW, param_groups
@@ -55,7 +54,8 @@ def matmul_peak(xp, size=2048, repeats=5):
 class Minivit:
     """A minivit model, its optimizer and a batch, with timed steps."""
 
-    def __init__(self, config, batch_size, device):
+    def __init__(self, config, batch_size, device, threads):
+        self.threads = threads  # the batch is split between them (minivit.parallel)
         self.model = ViT(**config).to(device)
         self.optimizer = AdamW(param_groups(self.model, 0.05), lr=1e-4)
         rng = np.random.default_rng(0)
@@ -66,15 +66,14 @@ class Minivit:
         self.labels = backend.to_device(rng.integers(0, config["num_classes"], batch_size), device)
 
     def train_step(self):
-        loss = ops.cross_entropy(self.model(self.images), self.labels)
         self.optimizer.zero_grad()
-        loss.backward()
+        parallel.loss_and_gradients(self.model, ops.cross_entropy, self.images, self.labels,
+                                    self.threads)
         self.optimizer.step()
         synchronize(self.xp)
 
     def forward(self):
-        with minivit.no_grad():
-            self.model(self.images)
+        parallel.predict(self.model, self.images, self.threads)
         synchronize(self.xp)
 
 
@@ -125,7 +124,8 @@ def time_alternating(runners, method, steps, warmup):
 
 
 def profile_step(runner, steps=3):
-    """Seconds per step spent in each op's forward and backward (a Function subclass each)."""
+    """Seconds per step spent in each op's forward and backward (a Function subclass each), the
+    step run in one thread so that each op is timed alone."""
     totals = defaultdict(float)
     originals = {}
 
@@ -148,12 +148,14 @@ def profile_step(runner, steps=3):
             if name in vars(cls):
                 originals[(cls, name)] = vars(cls)[name]
                 setattr(cls, name, timed(cls, name, vars(cls)[name]))
+    threads, runner.threads = runner.threads, 1
     try:
         start = time.perf_counter()
         for _ in range(steps):
             runner.train_step()
         total = (time.perf_counter() - start) / steps
     finally:
+        runner.threads = threads
         for (cls, name), method in originals.items():
             setattr(cls, name, method)
     return total, {k: v / steps for k, v in sorted(totals.items(), key=lambda kv: -kv[1])}
@@ -166,6 +168,8 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--image-size", type=int, help="default: the model's")
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    parser.add_argument("--threads", type=int, default=parallel.cpu_count(),
+                        help="CPU threads, for minivit (the batch split between them) and PyTorch")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per measurement")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
@@ -182,8 +186,8 @@ def main(argv=None):
     config = {**CONFIGS[args.model], "num_classes": 10}
     if args.image_size:
         config["image_size"] = args.image_size
-    threads = len(os.sched_getaffinity(0))
-    ours = Minivit(config, args.batch_size, args.device)
+    threads = args.threads
+    ours = Minivit(config, args.batch_size, args.device, threads)
     runners, names = [ours], ["minivit"]
     for _ in range(args.warmup):
         ours.train_step()

@@ -81,23 +81,8 @@ class Tensor:
 
         `grad` is the upstream gradient; it defaults to 1 for a scalar (a loss).
         """
-        if grad is None:
-            if self.size != 1:
-                raise ValueError(f"backward() without a gradient needs a scalar, not shape {self.shape}")
-            grad = backend.get_array_module(self.data).ones_like(self.data)
-        grads = {id(self): as_array(grad, like=self.data)}
-        for tensor in reversed(topological_order(self)):
-            g = grads.pop(id(tensor), None)
-            if g is None:
-                continue
-            if tensor.creator is None:  # a leaf: keep (and accumulate) its gradient
-                tensor.grad = g if tensor.grad is None else tensor.grad + g
-                continue
-            for parent, parent_grad in zip(tensor.creator.inputs, tensor.creator.backward(g)):
-                if parent_grad is None or not parent.requires_grad:
-                    continue
-                previous = grads.get(id(parent))
-                grads[id(parent)] = parent_grad if previous is None else previous + parent_grad
+        for leaf, leaf_grad in leaf_gradients(self, grad):
+            leaf.grad = leaf_grad if leaf.grad is None else leaf.grad + leaf_grad
 
     # --- operators: thin wrappers over the ops in minivit/ops ----------------------------------
     def __add__(self, other): return ops.add(self, other)
@@ -120,6 +105,34 @@ class Tensor:
     def log(self): return ops.log(self)
     def tanh(self): return ops.tanh(self)
     T = property(lambda self: ops.transpose(self))
+
+
+def leaf_gradients(root, grad=None):
+    """(leaf, d(root)/d(leaf) * grad) for every leaf that `root` depends on and that needs a
+    gradient. It walks the graph topologically in reverse, calling each Function's `backward` to
+    turn the gradient of its output into gradients of its inputs (the chain rule); a tensor used
+    twice gets the sum of both gradients. It writes no `.grad`, so several threads may run it at
+    once on graphs that share leaves (see minivit.parallel).
+    """
+    if grad is None:
+        if root.size != 1:
+            raise ValueError(f"backward() without a gradient needs a scalar, not shape {root.shape}")
+        grad = backend.get_array_module(root.data).ones_like(root.data)
+    grads = {id(root): as_array(grad, like=root.data)}
+    found = []
+    for tensor in reversed(topological_order(root)):
+        g = grads.pop(id(tensor), None)
+        if g is None:
+            continue
+        if tensor.creator is None:  # a leaf: every path to it has been summed by now
+            found.append((tensor, g))
+            continue
+        for parent, parent_grad in zip(tensor.creator.inputs, tensor.creator.backward(g)):
+            if parent_grad is None or not parent.requires_grad:
+                continue
+            previous = grads.get(id(parent))
+            grads[id(parent)] = parent_grad if previous is None else previous + parent_grad
+    return found
 
 
 def topological_order(root):

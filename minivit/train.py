@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 import minivit
-from minivit import backend, ops
+from minivit import backend, ops, parallel
 from minivit.checkpoint import load_arrays, save_arrays
 from minivit.data import DataError, load_dataset, resize
 from minivit.data.loader import batches
@@ -59,6 +59,7 @@ class TrainConfig:
     normalize: str = "dataset"    # dataset (its channel mean and std) | half (to [-1, 1])
     seed: int = 0
     device: str = "cpu"
+    threads: int = 0              # CPU threads that share each batch (0: every core)
     out: str = "runs"
     init: str = None              # start from these weights (fine-tuning; see minivit.finetune)
 
@@ -101,7 +102,9 @@ HELP = {
     "and std 0.5, as the official and timm checkpoints were trained); with --init the default "
     "is what the checkpoint was trained with",
     "seed": "random seed (same seed, same run on the CPU)",
-    "device": "cpu (NumPy) or gpu (CuPy)", "out": "parent folder of the run directory",
+    "device": "cpu (NumPy) or gpu (CuPy)",
+    "threads": "CPU threads; each batch is split between them (0: one for every core)",
+    "out": "parent folder of the run directory",
 }
 
 
@@ -141,16 +144,16 @@ def build_model(config, in_channels, num_classes):
     return ViT.from_config(config.model, **options)
 
 
-def evaluate(model, images, labels, mean, std):
+def evaluate(model, images, labels, mean, std, threads=0):
     """Loss, accuracy and the predicted labels (NumPy) of a test set, the model in eval mode
     (and at its current resolution)."""
     model.eval()
     total_loss, predictions = 0.0, []
     with minivit.no_grad():
         for x, y in batches(images, labels, 256, mean=mean, std=std):
-            logits = model(resize(x, model.patch_embed.image_size))
+            logits = parallel.predict(model, resize(x, model.patch_embed.image_size), threads)
             total_loss += ops.cross_entropy(logits, y).item() * len(y)
-            predictions.append(logits.data.argmax(axis=1))
+            predictions.append(logits.argmax(axis=1))
     xp = backend.get_array_module(labels)
     predicted = xp.concatenate(predictions)
     correct = backend.to_device(predicted == labels, "cpu")
@@ -232,6 +235,7 @@ def train(config, run_dir, resume=False, command=""):
     train_images, train_labels = to_device(data.train_images), to_device(data.train_labels)
     test_images, test_labels = to_device(data.test_images), to_device(data.test_labels)
     mean, std = normalization(config, data)
+    loss_fn = lambda logits, y: ops.cross_entropy(logits, y, config.label_smoothing)  # noqa: E731
 
     os.makedirs(run_dir, exist_ok=True)
     metrics_path = os.path.join(run_dir, "metrics.csv")
@@ -270,24 +274,24 @@ def train(config, run_dir, resume=False, command=""):
                        disable=not sys.stdout.isatty())  # a log file gets the epoch lines only
             for step, (x, y) in enumerate(bar, start=epoch * steps_per_epoch):
                 optimizer.lr = warmup_cosine(step, total_steps, warmup_steps, config.lr)
-                logits = model(resize(x, model.patch_embed.image_size))
-                loss = ops.cross_entropy(logits, y, config.label_smoothing)
-                if not math.isfinite(loss.item()):
-                    raise Diverged(f"the loss became {loss.item()} at epoch {epoch + 1}; the last "
-                                   f"good checkpoint is {os.path.join(run_dir, 'last.npz')}: try "
-                                   "a lower --lr")
                 optimizer.zero_grad()
-                loss.backward()
+                loss, logits = parallel.loss_and_gradients(  # forward and backward, on every core
+                    model, loss_fn, resize(x, model.patch_embed.image_size), y, config.threads)
+                if not math.isfinite(loss):
+                    raise Diverged(f"the loss became {loss} at epoch {epoch + 1}; the last good "
+                                   f"checkpoint is {os.path.join(run_dir, 'last.npz')}: try a "
+                                   "lower --lr")
                 if config.clip_norm:
                     clip_grad_norm(model.parameters(), config.clip_norm)
                 optimizer.step()
                 seen += len(y)
-                loss_sum += loss.item() * len(y)
-                correct += int((logits.data.argmax(axis=1) == y).sum())
+                loss_sum += loss * len(y)
+                correct += int((logits.argmax(axis=1) == y).sum())
                 bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
                                 img_s=f"{seen / (time.perf_counter() - start):.0f}")
             seconds = time.perf_counter() - start
-            test_loss, test_accuracy, _ = evaluate(model, test_images, test_labels, mean, std)
+            test_loss, test_accuracy, _ = evaluate(model, test_images, test_labels, mean, std,
+                                                   config.threads)
             rows.append(dict(epoch=epoch + 1, train_loss=loss_sum / seen, train_accuracy=correct / seen,
                              test_loss=test_loss, test_accuracy=test_accuracy, lr=optimizer.lr,
                              seconds=seconds, images_per_second=seen / seconds))

@@ -62,16 +62,21 @@ def test_a_resumed_run_ends_with_the_same_weights(tmp_path, monkeypatch, low_res
         np.testing.assert_array_equal(straight[name], resumed[name], err_msg=name)
 
 
-def test_a_diverging_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    real = train_module.ops.cross_entropy
+def poison_after(steps, monkeypatch):
+    """Training steps after the first `steps` report a NaN loss (their gradients are real)."""
+    real = train_module.parallel.loss_and_gradients
     calls = []
 
-    def poisoned(logits, labels, smoothing=0.0):
+    def poisoned(*args):
         calls.append(1)
-        loss = real(logits, labels, smoothing)
-        return loss * float("nan") if len(calls) > 8 else loss  # epoch 1: 6 steps, 2 test batches
+        loss, logits = real(*args)
+        return (float("nan") if len(calls) > steps else loss), logits
 
-    monkeypatch.setattr(train_module.ops, "cross_entropy", poisoned)
+    monkeypatch.setattr(train_module.parallel, "loss_and_gradients", poisoned)
+
+
+def test_a_diverging_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    poison_after(6, monkeypatch)  # epoch 1 has 6 steps
     with pytest.raises(train_module.Diverged, match="the loss became nan at epoch 2"):
         train(TrainConfig(**TINY), tmp_path / "run")
     assert int(load_arrays(tmp_path / "run" / "last.npz")["epoch"]) == 1
@@ -79,15 +84,8 @@ def test_a_diverging_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_p
 
 def test_a_stopped_run_leaves_curves_of_every_finished_epoch(tmp_path, monkeypatch):
     """Curves are redrawn at most every 20 s while training, and once more however it ends."""
-    real = train_module.ops.cross_entropy
-    calls, plotted = [], []
-
-    def poisoned(logits, labels, smoothing=0.0):
-        calls.append(1)
-        loss = real(logits, labels, smoothing)
-        return loss * float("nan") if len(calls) > 16 else loss  # two epochs of 6 + 2 calls
-
-    monkeypatch.setattr(train_module.ops, "cross_entropy", poisoned)
+    plotted = []
+    poison_after(12, monkeypatch)
     monkeypatch.setattr(train_module, "plot_curves", lambda rows, path: plotted.append(len(rows)))
     with pytest.raises(train_module.Diverged, match="at epoch 3"):
         train(TrainConfig(**TINY), tmp_path / "run")
@@ -146,7 +144,7 @@ def test_fine_tuning_normalises_as_the_checkpoint_was_trained(tmp_path, monkeypa
     seen = []
     real_evaluate = train_module.evaluate
     monkeypatch.setattr(train_module, "evaluate",
-                        lambda model, images, labels, mean, std: seen.append((mean, std))
+                        lambda model, images, labels, mean, std, threads: seen.append((mean, std))
                         or real_evaluate(model, images, labels, mean, std))
     for source, name in ((tmp_path / "official.npz", "official"), (tmp_path / "pre" / "last.npz", "own")):
         finetune([str(source), "--dataset", "digits", "--epochs", "1", "--out", str(tmp_path),

@@ -1,0 +1,103 @@
+"""Data parallelism on the CPU's cores: one batch split into shards, a thread for each.
+
+NumPy runs each elementwise op (GELU, layernorm, softmax) and each of attention's many small
+matrix products on a single core. But the samples of a batch never meet in a ViT (there is no
+batch norm), so the batch can be cut into shards, one per core, and each shard sent through the
+model in its own thread: NumPy lets go of Python's lock (the GIL) while it computes, so the
+shards really run at the same time. This is what data-parallel training does across GPUs:
+
+    1. scatter:    shard s gets rows [start_s, stop_s) of the batch, n_s samples;
+    2. in parallel: logits_s = model(x_s), loss_s = the mean loss of its n_s samples, and the
+                   gradient of loss_s for every parameter (`leaf_gradients` writes no `.grad`,
+                   so the threads can share one model);
+    3. all-reduce: the batch loss is the mean over all B samples, L = sum_s (n_s / B) loss_s,
+                   so dL/dW = sum_s (n_s / B) dloss_s/dW, summed into each parameter's `.grad`.
+
+Each thread's matrix products use one core (threadpoolctl), since the threads fill them all.
+Dropout in shard s draws from a generator of its own, seeded in order from the main one, so the
+same seed gives the same weights whichever thread finishes first.
+On the GPU, which is parallel already, or with one thread, the batch goes through in one piece.
+"""
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from threadpoolctl import ThreadpoolController
+
+from minivit import backend
+from minivit.engine import leaf_gradients, no_grad
+
+
+def cpu_count():
+    """The number of cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def shards(n, count):
+    """`count` slices of nearly equal size that cover range(n) (fewer when n < count)."""
+    bounds = np.linspace(0, n, min(count, n) + 1).round().astype(int).tolist()  # Python ints
+    return [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:])]
+
+
+@functools.cache
+def _pool(threads):
+    return ThreadPoolExecutor(threads, thread_name_prefix="minivit")
+
+
+@functools.cache
+def _blas():
+    return ThreadpoolController()
+
+
+def run_in_threads(work, pieces):
+    """[work(piece) for piece in pieces], each in its own thread, BLAS on one core per thread."""
+    with _blas().limit(limits=1, user_api="blas"):
+        return list(_pool(len(pieces)).map(work, pieces))
+
+
+def one_piece(images, threads):
+    return threads <= 1 or len(images) < 2 or backend.is_gpu_array(images)
+
+
+def loss_and_gradients(model, loss_fn, images, targets, threads=None):
+    """Forward and backward of one batch: leaves d(mean loss)/dW in each parameter's `.grad`
+    (added to what is there, like `backward`) and returns (the loss as a float, the logits).
+
+    loss_fn(logits, targets) must be a mean over the samples; images: (B C H W), targets: (B ...).
+    """
+    threads = threads or cpu_count()
+    if one_piece(images, threads):
+        logits = model(images)
+        loss = loss_fn(logits, targets)
+        loss.backward()
+        return loss.item(), logits.data
+    pieces = shards(len(images), threads)
+    seeds = backend.rng(np).integers(2 ** 63, size=len(pieces))  # one dropout generator a shard
+
+    def forward_backward(i):
+        with backend.use_generator(np.random.default_rng(seeds[i])):
+            logits = model(images[pieces[i]])
+            loss = loss_fn(logits, targets[pieces[i]])
+            return loss.item(), logits.data, leaf_gradients(loss)
+
+    results = run_in_threads(forward_backward, range(len(pieces)))
+    weights = [(piece.stop - piece.start) / len(images) for piece in pieces]
+    total = {}
+    for weight, (_, _, gradients) in zip(weights, results):
+        for param, grad in gradients:
+            total[param] = total.get(param, 0) + weight * grad
+    for param, grad in total.items():
+        param.grad = grad if param.grad is None else param.grad + grad
+    loss = sum(weight * loss for weight, (loss, _, _) in zip(weights, results))
+    return loss, np.concatenate([logits for _, logits, _ in results])
+
+
+def predict(model, images, threads=None):
+    """model(images).data without a graph, the batch split over threads like a training step."""
+    threads = threads or cpu_count()
+    with no_grad():
+        if one_piece(images, threads):
+            return model(images).data
+        return np.concatenate(run_in_threads(lambda piece: model(images[piece]).data,
+                                             shards(len(images), threads)))
