@@ -109,7 +109,10 @@ def keep_freed_memory():
     every 4 KiB page of the next one costs a page fault when first written: ~80,000 faults, a
     fifth of the time, in a C-mini/4 training step, whose temporaries are the same sizes step
     after step. Blocks up to 32 MiB (the most glibc allows) now come from the heap, and up to
-    256 MiB of freed heap (plus 64 MiB of slack) stay with the process. Elsewhere: no change.
+    256 MiB of freed heap (plus 64 MiB of slack) stay with each of malloc's arenas (one for the
+    main thread, and about one for each data-parallel thread). It changes malloc for the whole
+    process, so minivit.train and minivit.bench call it, not `import minivit`. Elsewhere than
+    Linux with glibc: no change.
     """
     if not sys.platform.startswith("linux"):
         return
@@ -122,8 +125,6 @@ def keep_freed_memory():
     libc.mallopt(M_TRIM_THRESHOLD, 256 << 20)
     libc.mallopt(M_TOP_PAD, 64 << 20)
 
-
-keep_freed_memory()
 
 
 def erf(array):

@@ -150,6 +150,8 @@ def profile_step(runner, steps=3):
                 setattr(cls, name, timed(cls, name, vars(cls)[name]))
     threads, runner.threads = runner.threads, 1
     try:
+        runner.train_step()  # untimed: one step to settle memory in this one thread
+        totals.clear()
         start = time.perf_counter()
         for _ in range(steps):
             runner.train_step()
@@ -180,6 +182,8 @@ def main(argv=None):
         backend.check_device(args.device)
         if args.model not in CONFIGS:
             raise ValueError(f"unknown config {args.model!r}; choose one of {', '.join(CONFIGS)}")
+        if args.threads < 1:
+            raise ValueError(f"--threads must be 1 or more, not {args.threads}")
     except (backend.DeviceError, ValueError) as error:
         sys.exit(f"error: {error}")
 
@@ -187,6 +191,7 @@ def main(argv=None):
     if args.image_size:
         config["image_size"] = args.image_size
     threads = args.threads
+    backend.keep_freed_memory()  # as minivit.train does (and for PyTorch, in the same process)
     ours = Minivit(config, args.batch_size, args.device, threads)
     runners, names = [ours], ["minivit"]
     for _ in range(args.warmup):

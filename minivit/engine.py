@@ -17,7 +17,8 @@ _grad_enabled = True
 
 @contextlib.contextmanager
 def no_grad():
-    """Inside this block ops record no graph (evaluation, optimizer steps)."""
+    """Inside this block ops record no graph (evaluation, optimizer steps). The switch is one
+    for the whole process, threads included: enter it from the main thread only."""
     global _grad_enabled
     previous, _grad_enabled = _grad_enabled, False
     try:

@@ -4,7 +4,7 @@ NumPy runs each elementwise op (GELU, layernorm, softmax) and each of attention'
 matrix products on a single core. But the samples of a batch never meet in a ViT (there is no
 batch norm), so the batch can be cut into shards, one per core, and each shard sent through the
 model in its own thread: NumPy lets go of Python's lock (the GIL) while it computes, so the
-shards really run at the same time. This is what data-parallel training does across GPUs:
+shards run at the same time (all but the Python between NumPy's calls, which takes turns). This is what data-parallel training does across GPUs:
 
     1. scatter:    shard s gets rows [start_s, stop_s) of the batch, n_s samples;
     2. in parallel: logits_s = model(x_s), loss_s = the mean loss of its n_s samples, and the
@@ -20,7 +20,7 @@ On the GPU, which is parallel already, or with one thread, the batch goes throug
 """
 import functools
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -50,21 +50,38 @@ def _blas():
     return ThreadpoolController()
 
 
+def blas_per_thread(threads=None):
+    """A block in which BLAS (OpenBLAS's matrix products) uses one core, when `threads` (0 or
+    None: every core) run data-parallel; with one thread, BLAS keeps all of its own.
+
+    Put a whole training loop in it, not just the steps: after each product OpenBLAS's own
+    threads spin for a while waiting for more, so one product between two steps (a resize of
+    the batch) would leave them taking cores from the next step. Used as a function, it holds
+    until `.restore_original_limits()` (threadpoolctl's `limit`).
+    """
+    return _blas().limit(limits=1 if (threads or cpu_count()) > 1 else None, user_api="blas")
+
+
 def run_in_threads(work, pieces):
-    """[work(piece) for piece in pieces], each in its own thread, BLAS on one core per thread."""
-    with _blas().limit(limits=1, user_api="blas"):
-        return list(_pool(len(pieces)).map(work, pieces))
+    """[work(piece) for piece in pieces], each in its own thread, BLAS on one core per thread.
+    An error in one is raised once all have finished (none is left running)."""
+    with blas_per_thread(len(pieces)):
+        futures = [_pool(len(pieces)).submit(work, piece) for piece in pieces]
+        wait(futures)
+    return [future.result() for future in futures]
 
 
 def one_piece(images, threads):
+    """Whether the batch goes through whole: one thread, one image, or on the GPU."""
     return threads <= 1 or len(images) < 2 or backend.is_gpu_array(images)
 
 
 def loss_and_gradients(model, loss_fn, images, targets, threads=None):
     """Forward and backward of one batch: leaves d(mean loss)/dW in each parameter's `.grad`
-    (added to what is there, like `backward`) and returns (the loss as a float, the logits).
+    (added to what is there, like `backward`) and returns (the loss as a float, the logits B K).
 
-    loss_fn(logits, targets) must be a mean over the samples; images: (B C H W), targets: (B ...).
+    images: an array (B C H W), targets: an array (B ...); loss_fn(logits, targets) must be the
+    mean over the samples. threads: 0 or None for one a core.
     """
     threads = threads or cpu_count()
     if one_piece(images, threads):
@@ -94,9 +111,11 @@ def loss_and_gradients(model, loss_fn, images, targets, threads=None):
 
 
 def predict(model, images, threads=None):
-    """model(images).data without a graph, the batch split over threads like a training step."""
+    """model(images).data (B K) without a graph, the batch (an array) split over threads like a
+    training step. (A block's `keep_attention` would keep one shard's attention: call the model
+    itself for that, as minivit.analysis does.)"""
     threads = threads or cpu_count()
-    with no_grad():
+    with no_grad():  # a flag of the whole process: the threads see it too
         if one_piece(images, threads):
             return model(images).data
         return np.concatenate(run_in_threads(lambda piece: model(images[piece]).data,

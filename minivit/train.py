@@ -5,7 +5,7 @@ A run directory gets config.json, metrics.csv (a row an epoch), summary.json, la
 best.npz (model, optimizer, epoch and config, written atomically) and curves.png.
 `--resume RUN_DIR` continues a stopped run from its last finished epoch; on the CPU it ends with
 exactly the weights an uninterrupted run would have, because every epoch's randomness is seeded
-from (seed, epoch).
+from (seed, epoch) and the number of threads a batch is split between is kept in the config.
 """
 import argparse
 import csv
@@ -69,8 +69,8 @@ PRESETS = {
     "digits": dict(dataset="digits", model="C-micro/4", dim=64, depth=4, heads=4, mlp_dim=128,
                    patch_size=2, epochs=60, batch_size=64, lr=2e-3, warmup_epochs=4,
                    dropout=0.1, augment="none"),
-    # 30 epochs on 16 px images (17 tokens, ~4x cheaper), then 6 at 32 px: 59 min on 2 cores
-    "cpu-hour": dict(dataset="cifar10", model="C-mini/4", epochs=36, low_res_epochs=30,
+    # 34 epochs on 16 px images (17 tokens, ~4x cheaper), then 12 at 32 px: an hour on 2 cores
+    "cpu-hour": dict(dataset="cifar10", model="C-mini/4", epochs=46, low_res_epochs=34,
                      low_res_size=16, batch_size=128, lr=1e-3, warmup_epochs=2, augment="basic"),
     "gpu": dict(dataset="cifar10", model="C-S/4", dim=384, depth=7, heads=12, mlp_dim=768,
                 epochs=200, batch_size=128, lr=1e-3, augment="strong", device="gpu"),
@@ -101,7 +101,7 @@ HELP = {
     "normalize": "dataset (each channel to mean 0, std 1) or half (pixels to [-1, 1] with mean "
     "and std 0.5, as the official and timm checkpoints were trained); with --init the default "
     "is what the checkpoint was trained with",
-    "seed": "random seed (same seed, same run on the CPU)",
+    "seed": "random seed (same seed and --threads, same run on the CPU)",
     "device": "cpu (NumPy) or gpu (CuPy)",
     "threads": "CPU threads; each batch is split between them (0: one for every core)",
     "out": "parent folder of the run directory",
@@ -149,7 +149,7 @@ def evaluate(model, images, labels, mean, std, threads=0):
     (and at its current resolution)."""
     model.eval()
     total_loss, predictions = 0.0, []
-    with minivit.no_grad():
+    with minivit.no_grad(), parallel.blas_per_thread(threads):
         for x, y in batches(images, labels, 256, mean=mean, std=std):
             logits = parallel.predict(model, resize(x, model.patch_embed.image_size), threads)
             total_loss += ops.cross_entropy(logits, y).item() * len(y)
@@ -214,7 +214,13 @@ def train(config, run_dir, resume=False, command=""):
     data = load_dataset(config.dataset, data_dir=config.data_dir,
                         image_size=config.image_size if folder else None)
     image_size = config.image_size or data.train_images.shape[-1]  # batches are resized to it
-    config = dataclasses.replace(config, image_size=image_size)
+    if config.threads < 0:
+        raise ValueError(f"--threads must be 0 (one for every core) or more, not {config.threads}")
+    # the number of shards decides the dropout masks and the order gradients are added in, so
+    # it is fixed in the run's config: a run resumed on another machine stays the same run
+    config = dataclasses.replace(config, image_size=image_size,
+                                 threads=config.threads or parallel.cpu_count())
+    backend.keep_freed_memory()
     last_path = os.path.join(run_dir, "last.npz")
     start_epoch = int(load_arrays(last_path)["epoch"]) if resume else 0
     low_res = config.low_res_epochs > 0 and start_epoch <= config.low_res_epochs
@@ -255,6 +261,7 @@ def train(config, run_dir, resume=False, command=""):
           f"{model.num_parameters():,} parameters | {config.device} | run {run_dir}")
     train_seconds = sum(r["seconds"] for r in rows)
     last_plot = -math.inf
+    blas = parallel.blas_per_thread(config.threads)  # from here to `finally` (see minivit.parallel)
     try:
         for epoch in range(start_epoch, config.epochs):
             # every epoch's randomness comes from (seed, epoch): a resumed run replays it exactly
@@ -311,6 +318,7 @@ def train(config, run_dir, resume=False, command=""):
                   f"acc {100 * rows[-1]['train_accuracy']:5.2f}% | test loss {test_loss:.4f} "
                   f"acc {100 * test_accuracy:5.2f}% | {seconds:.1f}s, {seen / seconds:.0f} img/s")
     finally:  # finished, stopped or diverged: the curves show every finished epoch
+        blas.restore_original_limits()
         if rows:
             plot_curves(rows, os.path.join(run_dir, "curves.png"))
     summary = dict(final_test_accuracy=rows[-1]["test_accuracy"], best_test_accuracy=best_accuracy,

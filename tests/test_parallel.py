@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import minivit
-from minivit import backend, ops, parallel
+from minivit import backend, engine, ops, parallel
 from minivit.engine import Tensor, leaf_gradients
 from minivit.model import ViT
 
@@ -95,10 +95,53 @@ def test_predict_is_the_model_output_without_a_graph():
     images, _ = batch(5)
     with minivit.no_grad():
         expected = model(images).data
+    recording = []                                     # was a graph being recorded, per call?
+    head_forward = model.head.forward
+    model.head.forward = lambda x: recording.append(engine._grad_enabled) or head_forward(x)
     for threads in (1, 2, 3):
         np.testing.assert_allclose(parallel.predict(model, images, threads), expected,
                                    rtol=1e-12, atol=1e-12)
-    assert all(p.grad is None for p in model.parameters())
+    assert recording == [False] * (1 + 2 + 3) and engine._grad_enabled
+
+
+def test_an_error_in_one_shard_reaches_the_caller_and_the_pool_goes_on():
+    model = tiny_model()
+    images, labels = batch(6)
+    bad = labels.copy()
+    bad[-1] = 99                                       # only the last shard has a wrong label
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 5\)"):
+        parallel.loss_and_gradients(model, ops.cross_entropy, images, bad, 2)
+    model.zero_grad()
+    loss, _ = parallel.loss_and_gradients(model, ops.cross_entropy, images, labels, 2)
+    assert np.isfinite(loss) and all(p.grad is not None for p in model.parameters())
+
+
+def test_blas_gets_one_core_per_thread_and_its_own_back_after():
+    from threadpoolctl import ThreadpoolController
+    controller = ThreadpoolController()
+    before = [lib["num_threads"] for lib in controller.info() if lib["user_api"] == "blas"]
+    if not before:
+        pytest.skip("threadpoolctl finds no BLAS library to limit in this NumPy")
+    with parallel.blas_per_thread(2):
+        assert [lib["num_threads"] for lib in controller.info() if lib["user_api"] == "blas"] == [1] * len(before)
+    with parallel.blas_per_thread(1):                  # one thread: BLAS keeps its own
+        assert [lib["num_threads"] for lib in controller.info() if lib["user_api"] == "blas"] == before
+    assert [lib["num_threads"] for lib in controller.info() if lib["user_api"] == "blas"] == before
+
+
+def test_evaluate_gives_the_same_with_any_number_of_threads():
+    from minivit.data import load_dataset
+    from minivit.train import evaluate
+    data = load_dataset("digits")
+    minivit.manual_seed(0)
+    model = ViT(image_size=8, patch_size=2, in_channels=1, dim=16, depth=1, heads=2, mlp_dim=32,
+                num_classes=10).to(dtype=np.float64)
+    model.head.weight.data = np.random.default_rng(1).standard_normal(model.head.weight.shape)
+    one = evaluate(model, data.test_images, data.test_labels, data.mean, data.std, threads=1)
+    two = evaluate(model, data.test_images, data.test_labels, data.mean, data.std, threads=2)
+    assert two[0] == pytest.approx(one[0], rel=1e-12) and two[1] == one[1]
+    np.testing.assert_array_equal(two[2], one[2])
+    assert 0.02 < one[1] < 0.5                         # an untrained model: a real, varied answer
 
 
 def test_leaf_gradients_returns_the_gradients_and_writes_none():
@@ -123,6 +166,7 @@ def test_use_generator_is_per_thread_and_restored():
     minivit.manual_seed(0)
     own = np.random.default_rng(42)
     with backend.use_generator(own):
-        assert backend.rng(np) is own
+        assert backend.rng(np) is own                  # in this thread,
+        assert parallel.run_in_threads(lambda _: backend.rng(np) is own, range(2)) == [False, False]
+        assert backend.rng(np) is own                  # and in no other
     assert backend.rng(np) is not own
-    assert parallel.run_in_threads(lambda _: backend.rng(np) is own, range(2)) == [False, False]

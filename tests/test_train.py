@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 
+from minivit import parallel
 from minivit import train as train_module
 from minivit.checkpoint import load_arrays
 from minivit.data import load_dataset
@@ -24,6 +25,8 @@ def test_a_run_writes_its_directory(tmp_path):
     summary = train(TrainConfig(**TINY), tmp_path / "run")
     files = {p.name for p in (tmp_path / "run").iterdir()}
     assert {"config.json", "metrics.csv", "summary.json", "last.npz", "best.npz", "curves.png"} <= files
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["threads"] == parallel.cpu_count()  # 0 (every core) is recorded as a number
     lines = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
     assert lines[0] == ("epoch,train_loss,train_accuracy,test_loss,test_accuracy,lr,seconds,"
                         "images_per_second") and len(lines) == 1 + 3
@@ -31,13 +34,15 @@ def test_a_run_writes_its_directory(tmp_path):
     assert 0.1 < summary["best_test_accuracy"] <= 1
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("low_res_epochs", [0, 1])
-def test_a_resumed_run_ends_with_the_same_weights(tmp_path, monkeypatch, low_res_epochs):
+def test_a_resumed_run_ends_with_the_same_weights(tmp_path, monkeypatch, low_res_epochs, threads):
     """Stop a run in its second epoch (as Ctrl-C would), resume it: the final weights and
-    optimizer state equal those of an uninterrupted run, bit for bit. With low_res_epochs=1 the
-    run is resumed right where it moves from 4 px to 8 px images."""
+    optimizer state equal those of an uninterrupted run, bit for bit, in one thread or with each
+    batch split between two. With low_res_epochs=1 the run is resumed right where it moves from
+    4 px to 8 px images."""
     config = TrainConfig(**{**TINY, "patch_size": 2, "low_res_epochs": low_res_epochs,
-                            "low_res_size": 4})
+                            "low_res_size": 4, "threads": threads})
     train(config, tmp_path / "straight")
 
     calls = []
@@ -103,6 +108,7 @@ def run_cli(*args):
     (["--dataset", "digits", "--patch-size", "3"], "error: image size 8 is not divisible by patch size 3"),
     (["--resume", "no/such/run"], "error: nothing to resume in 'no/such/run'"),
     (["--dataset", "digits", "--epochs", "x"], "argument --epochs: invalid int value: 'x'"),
+    (["--dataset", "digits", "--threads", "-1"], "error: --threads must be 0 (one for every core)"),
 ])
 def test_wrong_arguments_end_with_one_line_and_no_traceback(args, message):
     result = run_cli(*args)
@@ -145,7 +151,7 @@ def test_fine_tuning_normalises_as_the_checkpoint_was_trained(tmp_path, monkeypa
     real_evaluate = train_module.evaluate
     monkeypatch.setattr(train_module, "evaluate",
                         lambda model, images, labels, mean, std, threads: seen.append((mean, std))
-                        or real_evaluate(model, images, labels, mean, std))
+                        or real_evaluate(model, images, labels, mean, std, threads))
     for source, name in ((tmp_path / "official.npz", "official"), (tmp_path / "pre" / "last.npz", "own")):
         finetune([str(source), "--dataset", "digits", "--epochs", "1", "--out", str(tmp_path),
                   "--name", name])

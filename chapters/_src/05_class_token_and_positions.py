@@ -26,7 +26,6 @@
 import os
 import sys
 import tempfile
-import warnings
 from pathlib import Path
 
 try:
@@ -41,14 +40,14 @@ import numpy as np
 
 from minivit import Tensor, ops
 from minivit.analysis import position_similarity
-from minivit.data import DataError, load_dataset
 from minivit.data.loader import batches
 from minivit.interpolate import interpolation_matrix
 from minivit.model import ViT, resize_pos_embed
 from minivit.pretrained import from_pretrained
 from minivit.train import TrainConfig, evaluate, train
 
-FAST = os.environ.get("MINIVIT_FAST") == "1"  # CI runs the chapters in fast mode
+from find_data import DATA_DIR, FAST, cifar10_or_digits  # chapters/find_data.py
+
 plt.rcParams.update({"figure.dpi": 80, "savefig.dpi": 80})
 np.set_printoptions(precision=3, suppress=True, linewidth=110)
 minivit.manual_seed(0)
@@ -65,27 +64,7 @@ print("fast mode:", FAST)
 # scikit-learn's 8 × 8 handwritten digits, which are always there, and says so below.
 
 # %%
-# a copy of the archive that is not byte-identical to the official one only warns
-warnings.filterwarnings("ignore", message=r".*is not the official cifar-10-python")
-
-
-def find_data():
-    """(data set name, data set) for this chapter: CIFAR-10 if it is at hand, else the digits."""
-    if FAST:
-        print("fast mode: using the 8x8 digits instead of CIFAR-10")
-        return "digits", load_dataset("digits")
-    archive = os.environ.get("MINIVIT_CIFAR10_ARCHIVE")
-    name = f"cifar10:{archive}" if archive else "cifar10"
-    try:
-        return name, load_dataset(name, data_dir=DATA_DIR, download=False)
-    except DataError as error:
-        print(f"CIFAR-10 is not available ({error})")
-        print("=> FALLING BACK to the 8x8 digits: the results below are for the digits, not CIFAR-10")
-        return "digits", load_dataset("digits")
-
-
-DATA_DIR = os.environ.get("MINIVIT_DATA_DIR", "../data")  # where an archive is unpacked
-DATASET, data = find_data()
+DATASET, data = cifar10_or_digits()
 CIFAR = DATASET.startswith("cifar10")
 C, S = data.train_images.shape[1:3]                       # channels, image side
 PATCH = 4 if CIFAR else 2                                 # 32 px -> 8 x 8 grid, 8 px -> 4 x 4

@@ -21,7 +21,7 @@ import csv
 import os
 import sys
 import tempfile
-import warnings
+import time
 from pathlib import Path
 
 try:
@@ -34,15 +34,15 @@ import einops
 import matplotlib.pyplot as plt
 import numpy as np
 
-from minivit import Tensor, ops
-from minivit.data import (Augment, DataError, batches, horizontal_flip, load_dataset, normalize,
-                          random_crop, random_erasing, resize)
+from minivit import Tensor, ops, parallel
+from minivit.data import batches, horizontal_flip, normalize, random_crop, random_erasing, resize
 from minivit.model import ViT
 from minivit.optim import AdamW, param_groups, warmup_cosine
 from minivit.pretrained import from_pretrained
 from minivit.train import TrainConfig, evaluate, train
 
-FAST = os.environ.get("MINIVIT_FAST") == "1"  # CI runs the chapters in fast mode
+from find_data import DATA_DIR, FAST, cifar10_or_digits  # chapters/find_data.py
+
 plt.rcParams.update({"figure.dpi": 80, "savefig.dpi": 80})
 np.set_printoptions(precision=3, suppress=True, linewidth=110)
 minivit.manual_seed(0)
@@ -60,27 +60,7 @@ print("fast mode:", FAST)
 # and says so below.
 
 # %%
-# a copy of the archive that is not byte-identical to the official one only warns
-warnings.filterwarnings("ignore", message=r".*is not the official cifar-10-python")
-
-
-def find_data():
-    """(data set name, data set) for this chapter: CIFAR-10 if it is at hand, else the digits."""
-    if FAST:
-        print("fast mode: using the 8x8 digits instead of CIFAR-10")
-        return "digits", load_dataset("digits")
-    archive = os.environ.get("MINIVIT_CIFAR10_ARCHIVE")
-    name = f"cifar10:{archive}" if archive else "cifar10"
-    try:
-        return name, load_dataset(name, data_dir=DATA_DIR, download=False)
-    except DataError as error:
-        print(f"CIFAR-10 is not available ({error})")
-        print("=> FALLING BACK to the 8x8 digits: the results below are for the digits, not CIFAR-10")
-        return "digits", load_dataset("digits")
-
-
-DATA_DIR = os.environ.get("MINIVIT_DATA_DIR", "../data")  # where an archive is unpacked
-DATASET, data = find_data()
+DATASET, data = cifar10_or_digits()
 CIFAR = DATASET.startswith("cifar10")
 K = len(data.classes)
 print(f"{data.name}: train {data.train_images.shape} {data.train_images.dtype}, "
@@ -201,7 +181,7 @@ optimizer = AdamW(groups, lr=1e-3)
 # %%
 fig, ax = plt.subplots(figsize=(6.5, 3))
 for label, epochs, warmup in (("this chapter's run: 3 epochs, warmup 0.5", 3, 0.5),
-                              ("cpu-hour preset: 36 epochs, warmup 2", 36, 2)):
+                              ("cpu-hour preset: 46 epochs, warmup 2", 46, 2)):
     steps_per_epoch = 391                                  # ceil(50000 / 128)
     total = epochs * steps_per_epoch
     t = np.arange(total)
@@ -282,13 +262,15 @@ ax.legend(fontsize=8); ax.grid(alpha=0.3); plt.tight_layout(); plt.show()
 # optimizer.step()                       # AdamW
 # ```
 #
+# (`parallel.loss_and_gradients` runs the forward, loss and backward lines on every CPU core
+# at once: see "Every core" below),
 # and after each epoch it evaluates on the test set, writes a row to `metrics.csv`, and saves
 # `last.npz` (and `best.npz` when the test accuracy improved) into the run directory.
 #
 # The model is `C-mini/4` ($D = 128$, 6 blocks, 4 heads, 0.8 M parameters). To fit in a few
 # minutes on two CPU cores we train it on CIFAR-10 **downsampled to 16 × 16** — a grid of
 # $4 \times 4$ patches, 17 tokens instead of 65, about four times cheaper — for just 3 epochs
-# (about 3 minutes on two cores). That is the beginning of the `cpu-hour` preset's first
+# (about 2 minutes on two cores). That is the beginning of the `cpu-hour` preset's first
 # phase (which then switches to 32 px with the position embeddings interpolated, as in
 # chapter 5). In fast mode: a tiny model, two epochs on the digits.
 
@@ -334,8 +316,55 @@ plt.tight_layout(); plt.show()
 # finished; it stops because our time budget does.
 #
 # **The full run.** `python -m minivit.train --preset cpu-hour` trains the same `C-mini/4` for
-# 36 epochs (30 at 16 px, 6 at 32 px) in about an hour on two cores and reaches about 75%
-# test accuracy on CIFAR-10 (the README has the exact figures). `--preset gpu` trains a wider model for 200 epochs on a GPU.
+# 46 epochs (34 at 16 px, 12 at 32 px) in about an hour on two cores (the README has its
+# figures). `--preset gpu` trains a wider model for 200 epochs on a GPU.
+
+# %% [markdown]
+# ### Every core: data parallelism
+#
+# NumPy runs each elementwise operation (GELU, layernorm, softmax) and each of attention's
+# many small matrix products on **one core**. `train` uses them all by *data parallelism*,
+# what multi-GPU training does across GPUs: the samples of a batch never meet in a ViT (there
+# is no batch norm), so the batch is cut into one shard per core and each shard goes through
+# forward and backward in its own thread — NumPy lets go of Python's lock (the GIL) while it
+# computes, so the threads really run at once. The loss is the mean over all $B$ samples,
+# $\mathcal{L} = \sum_s \frac{n_s}{B}\,\mathcal{L}_s$ for shards of $n_s$ samples with mean
+# losses $\mathcal{L}_s$, so the gradient is the same weighted sum of the shards' gradients
+# (the "all-reduce"):
+#
+# $$\frac{\partial \mathcal{L}}{\partial W} = \sum_s \frac{n_s}{B}\,\frac{\partial \mathcal{L}_s}{\partial W}.$$
+#
+# The threads share one model: each computes its gradients with `leaf_gradients`, which
+# returns them instead of writing `.grad`. `minivit.parallel.loss_and_gradients` is the whole
+# of it. Its gradients equal those of the batch in one piece, up to float32 rounding:
+
+# %%
+trained = from_pretrained(os.path.join(run_dir, "last.npz"))  # trained: every gradient is non-zero
+x, y = next(batches(data.train_images, data.train_labels, 128, mean=data.mean, std=data.std))
+x = resize(x, trained.patch_embed.image_size)
+loss_fn = lambda logits, labels: ops.cross_entropy(logits, labels, 0.1)  # noqa: E731
+gradients, seconds = {}, {}
+for threads in (1, 2):
+    times = []
+    for _ in range(5):
+        trained.zero_grad()
+        start = time.perf_counter()
+        parallel.loss_and_gradients(trained, loss_fn, x, y, threads)
+        times.append(time.perf_counter() - start)
+    gradients[threads] = {name: p.grad.copy() for name, p in trained.named_parameters()}
+    seconds[threads] = np.median(times)
+shard_error = max(np.abs(gradients[2][n] - gradients[1][n]).max() / np.abs(gradients[1][n]).max()
+                  for n in gradients[1])
+assert shard_error < 1e-3                                                 # float32 rounding
+print(f"2 shards vs 1 piece: largest difference {shard_error:.1e} of a gradient's largest entry")
+print(f"forward + backward of {len(x)} images: {1e3 * seconds[1]:.0f} ms in one thread, "
+      f"{1e3 * seconds[2]:.0f} ms in two ({seconds[1] / seconds[2]:.2f}x); "
+      f"this machine has {parallel.cpu_count()} cores")
+
+# %% [markdown]
+# Each thread's matrix products are then limited to one core (`threadpoolctl`), since the
+# threads already fill them all. `python -m minivit.bench` measures the whole training step
+# against PyTorch's; the README has its table.
 
 # %% [markdown]
 # ## 5. What the model gets wrong

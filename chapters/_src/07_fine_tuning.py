@@ -28,7 +28,6 @@ import os
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 try:
@@ -41,17 +40,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from minivit import from_pretrained, ops, save_pretrained
-from minivit.data import DataError, Dataset, batches, load_dataset, resize
+from minivit.data import Dataset, batches, load_dataset, resize
 from minivit.interpolate import interpolation_matrix
 from minivit.linear_eval import sample_shots
 from minivit.model import ViT, resize_pos_embed
 from minivit.nn import Linear
 from minivit.optim import SGD, AdamW, clip_grad_norm, param_groups, warmup_cosine
 
-FAST = os.environ.get("MINIVIT_FAST") == "1"  # CI runs the chapters in fast mode
+from find_data import FAST, find_cifar10  # chapters/find_data.py
+
 plt.rcParams.update({"figure.dpi": 80, "savefig.dpi": 80})
 np.set_printoptions(precision=3, suppress=True, linewidth=110)
-warnings.filterwarnings("ignore", message=".*is not the official.*")  # a rebuilt CIFAR archive
 print("fast mode:", FAST)
 START = time.perf_counter()
 
@@ -67,20 +66,15 @@ START = time.perf_counter()
 # %%
 def load_cifar10_or_digits():
     """CIFAR-10 if we can find it, else the digits (upsampled to 32 x 32), saying so."""
-    archive = os.environ.get("MINIVIT_CIFAR10_ARCHIVE")
-    data_dir = os.environ.get("MINIVIT_DATA_DIR", "../data")
-    try:
-        if archive:
-            return load_dataset(f"cifar10:{archive}", data_dir=data_dir)
-        return load_dataset("cifar10", data_dir=data_dir, download=False)
-    except DataError as error:
-        print(f"CIFAR-10 is not available ({error})")
-        print("=> FALLING BACK TO THE 8x8 DIGITS, upsampled to 32x32: the results below are for "
-              "digits, not CIFAR-10")
-        digits = load_dataset("digits")
-        up = lambda images: np.clip(np.rint(resize(images.astype(np.float32), 32)), 0, 255).astype(np.uint8)  # noqa: E731
-        return Dataset("digits (upsampled to 32x32)", up(digits.train_images), digits.train_labels,
-                       up(digits.test_images), digits.test_labels, digits.classes)
+    _, cifar10 = find_cifar10()
+    if cifar10 is not None:
+        return cifar10
+    print("=> FALLING BACK TO THE 8x8 DIGITS, upsampled to 32x32: the results below are for "
+          "digits, not CIFAR-10")
+    digits = load_dataset("digits")
+    up = lambda images: np.clip(np.rint(resize(images.astype(np.float32), 32)), 0, 255).astype(np.uint8)  # noqa: E731
+    return Dataset("digits (upsampled to 32x32)", up(digits.train_images), digits.train_labels,
+                   up(digits.test_images), digits.test_labels, digits.classes)
 
 
 data = load_cifar10_or_digits()

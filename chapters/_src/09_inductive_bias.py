@@ -25,10 +25,8 @@
 # 2. few-shot linear evaluation of their frozen features (as the paper's Figure 4).
 
 # %%
-import os
 import sys
 import time
-import warnings
 from pathlib import Path
 
 try:
@@ -42,14 +40,14 @@ import numpy as np
 
 from minivit import ops
 from minivit.cnn import inductive_bias_models
-from minivit.data import DataError, Dataset, batches, load_dataset, resize
+from minivit.data import Dataset, batches, resize
 from minivit.linear_eval import features, few_shot_linear_eval, sample_shots
 from minivit.optim import AdamW, clip_grad_norm, param_groups, warmup_cosine
 
-FAST = os.environ.get("MINIVIT_FAST") == "1"  # CI runs the chapters in fast mode
+from find_data import FAST, cifar10_or_digits  # chapters/find_data.py
+
 plt.rcParams.update({"figure.dpi": 80, "savefig.dpi": 80})
 np.set_printoptions(precision=3, suppress=True, linewidth=110)
-warnings.filterwarnings("ignore", message=".*is not the official.*")  # a rebuilt CIFAR archive
 print("fast mode:", FAST)
 START = time.perf_counter()
 
@@ -77,17 +75,7 @@ def shrink(images, size=SIZE):
 
 def load_cifar10_or_digits(size=SIZE):
     """CIFAR-10 if we can find it, else the digits, saying so; images resized to size x size."""
-    archive = os.environ.get("MINIVIT_CIFAR10_ARCHIVE")
-    data_dir = os.environ.get("MINIVIT_DATA_DIR", "../data")
-    try:
-        if archive:
-            data = load_dataset(f"cifar10:{archive}", data_dir=data_dir)
-        else:
-            data = load_dataset("cifar10", data_dir=data_dir, download=False)
-    except DataError as error:
-        print(f"CIFAR-10 is not available ({error})")
-        print("=> FALLING BACK TO THE 8x8 DIGITS: the results below are for digits, not CIFAR-10")
-        data = load_dataset("digits")
+    _, data = cifar10_or_digits()
     return Dataset(f"{data.name} at {size}x{size}", shrink(data.train_images, size), data.train_labels,
                    shrink(data.test_images, size), data.test_labels, data.classes)
 
