@@ -57,7 +57,9 @@ def blas_per_thread(threads=None):
     Put a whole training loop in it, not just the steps: after each product OpenBLAS's own
     threads spin for a while waiting for more, so one product between two steps (a resize of
     the batch) would leave them taking cores from the next step. Used as a function, it holds
-    until `.restore_original_limits()` (threadpoolctl's `limit`).
+    until `.restore_original_limits()` (threadpoolctl's `limit`). With NumPy's pip wheels
+    (OpenBLAS on pthreads) the limit holds in every thread; an OpenMP-threaded BLAS (some conda
+    builds) may apply it to the calling thread only.
     """
     return _blas().limit(limits=1 if (threads or cpu_count()) > 1 else None, user_api="blas")
 
