@@ -126,7 +126,6 @@ def keep_freed_memory():
     libc.mallopt(M_TOP_PAD, 64 << 20)
 
 
-
 def erf(array):
     """The error function, elementwise (SciPy's on the CPU, CuPy's on the GPU)."""
     if is_gpu_array(array):

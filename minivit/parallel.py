@@ -4,7 +4,8 @@ NumPy runs each elementwise op (GELU, layernorm, softmax) and each of attention'
 matrix products on a single core. But the samples of a batch never meet in a ViT (there is no
 batch norm), so the batch can be cut into shards, one per core, and each shard sent through the
 model in its own thread: NumPy lets go of Python's lock (the GIL) while it computes, so the
-shards run at the same time (all but the Python between NumPy's calls, which takes turns). This is what data-parallel training does across GPUs:
+shards run at the same time (all but the Python between NumPy's calls, which takes turns).
+This is what data-parallel training does across GPUs:
 
     1. scatter:    shard s gets rows [start_s, stop_s) of the batch, n_s samples;
     2. in parallel: logits_s = model(x_s), loss_s = the mean loss of its n_s samples, and the

@@ -110,8 +110,7 @@ HELP = {
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m minivit.train", description="Train a Vision Transformer with minivit.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        prog="python -m minivit.train", description="Train a Vision Transformer with minivit.")
     parser.add_argument("--preset", choices=PRESETS, help="a named set of defaults: "
                         "digits (under a minute on a CPU), cpu-hour (CIFAR-10, 2 CPU cores, 1 h), "
                         "gpu (CIFAR-10 on one GPU)")
@@ -149,7 +148,7 @@ def evaluate(model, images, labels, mean, std, threads=0):
     (and at its current resolution)."""
     model.eval()
     total_loss, predictions = 0.0, []
-    with minivit.no_grad(), parallel.blas_per_thread(threads):
+    with parallel.blas_per_thread(threads):  # predict records no graph
         for x, y in batches(images, labels, 256, mean=mean, std=std):
             logits = parallel.predict(model, resize(x, model.patch_embed.image_size), threads)
             total_loss += ops.cross_entropy(logits, y).item() * len(y)
