@@ -15,9 +15,9 @@ import math
 
 import numpy as np
 
-import minivit
 from minivit import backend
 from minivit.engine import Tensor
+from minivit.evaluation import in_eval_mode
 
 
 def _as_numpy(array):
@@ -102,23 +102,19 @@ def attention_weights(model, images, batch_size=None):
     """
     layers = [block.attn for block in model.blocks]
     saved = [(layer.keep_attention, layer.attention) for layer in layers]
-    training = model.training
-    device = model.device
     batch_size = batch_size or max(len(images), 1)
     collected = [[] for _ in layers]
     try:
-        model.eval()
         for layer in layers:
             layer.keep_attention = True
-        with minivit.no_grad():
+        with in_eval_mode(model):
             for start in range(0, len(images), batch_size):
-                model(backend.to_device(images[start:start + batch_size], device))
+                model(backend.to_device(images[start:start + batch_size], model.device))
                 for store, layer in zip(collected, layers):
                     store.append(_as_numpy(layer.attention))
     finally:
         for layer, (keep, attention) in zip(layers, saved):
             layer.keep_attention, layer.attention = keep, attention
-        model.train(training)
     return [np.concatenate(store) for store in collected]
 
 

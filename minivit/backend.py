@@ -6,11 +6,11 @@ CuPy is optional: `import minivit` works without it, and asking for the GPU with
 without a CUDA device) raises one `DeviceError` that says how to fix it.
 """
 import contextlib
-import ctypes
-import sys
 import threading
 
 import numpy as np
+
+from minivit.errors import DeviceError
 
 try:
     import cupy
@@ -18,10 +18,6 @@ except ImportError:  # a CPU-only machine: everything still works on NumPy
     cupy = None
 
 DEVICES = ("cpu", "gpu")
-
-
-class DeviceError(RuntimeError):
-    """The GPU was asked for but cannot be used."""
 
 
 def gpu_available():
@@ -101,31 +97,6 @@ def use_generator(generator):
         _this_thread.generator = previous
 
 
-def keep_freed_memory():
-    """Ask glibc's malloc (Linux) to keep large freed blocks for the next array, instead of
-    handing each back to the system.
-
-    By default a block over 128 KiB is mapped fresh from the system and unmapped when freed, and
-    every 4 KiB page of the next one costs a page fault when first written: ~80,000 faults, a
-    fifth of the time, in a C-mini/4 training step, whose temporaries are the same sizes step
-    after step. Blocks up to 32 MiB (the most glibc allows) now come from the heap, and up to
-    256 MiB of freed heap (plus 64 MiB of slack) stay with each of malloc's arenas (one for the
-    main thread, and about one for each data-parallel thread). It changes malloc for the whole
-    process, so minivit.train and minivit.bench call it, not `import minivit`. Elsewhere than
-    Linux with glibc: no change.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc (e.g. musl): leave malloc as it is
-        return
-    M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
-    libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)
-    libc.mallopt(M_TRIM_THRESHOLD, 256 << 20)
-    libc.mallopt(M_TOP_PAD, 64 << 20)
-
-
 def erf(array):
     """The error function, elementwise (SciPy's on the CPU, CuPy's on the GPU)."""
     if is_gpu_array(array):
@@ -133,17 +104,3 @@ def erf(array):
         return cupyx.scipy.special.erf(array)
     import scipy.special
     return scipy.special.erf(array)
-
-
-def peak_memory_mib(device):
-    """The most memory this process has held: its peak resident set (CPU), or the size of CuPy's
-    memory pool (GPU; the pool keeps what it once held, so that is its peak as long as nobody
-    frees it); 0 where the system cannot say (Windows has no getrusage)."""
-    if device == "gpu":
-        return cupy.get_default_memory_pool().total_bytes() / 2 ** 20
-    try:
-        import resource
-    except ImportError:
-        return 0.0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2 ** 20 if sys.platform == "darwin" else peak / 1024  # macOS: bytes; Linux: KiB

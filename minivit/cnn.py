@@ -164,10 +164,10 @@ class HybridViT(ViT):
                          eps=eps)
         self.patch_embed = HybridEmbed(image_size, in_channels, dim, stem_widths, stem_depth,
                                        groups)
-        self.config = dict(image_size=image_size, in_channels=in_channels, num_classes=num_classes,
-                           stem_widths=tuple(stem_widths), stem_depth=stem_depth, groups=groups,
-                           dim=dim, depth=depth, heads=heads, mlp_dim=mlp_dim, dropout=dropout,
-                           pool=pool, gelu=gelu, eps=eps)
+        self.architecture = dict(in_channels=in_channels, num_classes=num_classes,
+                                 stem_widths=tuple(stem_widths), stem_depth=stem_depth,
+                                 groups=groups, dim=dim, depth=depth, heads=heads,
+                                 mlp_dim=mlp_dim, dropout=dropout, pool=pool, gelu=gelu, eps=eps)
 
     @classmethod
     def from_config(cls, name, **overrides):

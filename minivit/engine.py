@@ -159,15 +159,11 @@ class Function:
     """One op: `forward` maps arrays to an array, `backward` maps the output's gradient to the
     inputs' gradients. Subclasses keep what backward needs on `self`.
 
-    `MyOp.apply(x, y, option=...)` builds the op with its options and calls it on Tensors.
+    `MyOp(option=...)(x, y)` builds the op with its options and calls it on Tensors.
     """
 
     def __init__(self, **options):
         self.__dict__.update(options)
-
-    @classmethod
-    def apply(cls, *inputs, **options):
-        return cls(**options)(*inputs)
 
     def __call__(self, *inputs):
         like = next((x.data for x in inputs if isinstance(x, Tensor)), None)

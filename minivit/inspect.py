@@ -14,21 +14,18 @@ See minivit.analysis for the algorithms.
 import argparse
 import json
 import os
-import sys
 
 import numpy as np
 
-from minivit import analysis, backend
-from minivit.checkpoint import load_arrays
-from minivit.data import DataError, load_dataset, resize
-from minivit.data.loader import batches
-from minivit.nn import CheckpointError
-from minivit.pretrained import from_pretrained
-from minivit.train import TrainConfig, normalization
+from minivit import analysis, backend, cli
+from minivit.checkpoint import read_training
+from minivit.data import batches, load_dataset
+from minivit.errors import ConfigError
+from minivit.pretrained import from_training_checkpoint
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m minivit.inspect", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Draw the paper's analysis figures (embedding filters, position-embedding "
                     "similarity, mean attention distance, attention rollout) for a trained model.")
@@ -42,37 +39,24 @@ def parse_args(argv=None):
     parser.add_argument("--show", type=int, default=8,
                         help="test images to draw attention rollout maps for (at most --images)")
     parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
-    parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    cli.add_device(parser)
     args = parser.parse_args(argv)
     if args.images < 1 or args.show < 1 or args.batch_size < 1:
         parser.error("--images, --show and --batch-size must be at least 1")
     return args
 
 
-def load_model(path, device="cpu"):
-    """(model, config, epoch) from a training checkpoint (a last.npz or best.npz of
-    minivit.train), the model at the image size it had when it was saved."""
-    arrays = load_arrays(path)
-    if "config" not in arrays or "model_config" not in arrays:
-        raise CheckpointError(f"{path} is not a training checkpoint (no config in it); "
-                              f"use a last.npz or best.npz written by minivit.train")
-    try:
-        config = TrainConfig(**json.loads(str(arrays["config"])))
-    except (TypeError, ValueError) as error:
-        raise CheckpointError(f"{path} has a config that is not a TrainConfig ({error})") from None
-    return from_pretrained(path).to(device), config, int(arrays["epoch"])
-
-
 def inspect(checkpoint, out, dataset=None, data_dir=None, images=128, show=8, batch_size=64,
             device="cpu"):
     """Write the four figures and summary.json into `out`; returns {name: path}."""
     backend.check_device(device)
-    model, config, epoch = load_model(checkpoint, device)
-    dataset = dataset or config.dataset
-    data = load_dataset(dataset, data_dir=data_dir or config.data_dir,
-                        image_size=config.image_size if dataset.startswith("folder:") else None)
+    record = read_training(checkpoint)
+    config, model = record.config, from_training_checkpoint(record).to(device)
+    dataset = dataset or config["dataset"]
+    data = load_dataset(dataset, data_dir=data_dir or config["data_dir"],
+                        image_size=config["image_size"] if dataset.startswith("folder:") else None)
     if data.test_images.shape[1] != model.patch_embed.in_channels:
-        raise ValueError(f"{data.name} has {data.test_images.shape[1]}-channel images, but the "
+        raise ConfigError(f"{data.name} has {data.test_images.shape[1]}-channel images, but the "
                          f"model takes {model.patch_embed.in_channels}-channel ones")
     test_images = data.test_images[:images]
     show = min(show, len(test_images))
@@ -81,10 +65,9 @@ def inspect(checkpoint, out, dataset=None, data_dir=None, images=128, show=8, ba
 
     # the attention, a batch at a time: the distance is summed over images, rollout kept for `show`
     distance_sum, maps = 0.0, []
-    mean, std = normalization(config, data)
-    for x, _ in batches(test_images, np.zeros(len(test_images), np.int64), batch_size,
-                        mean=mean, std=std):
-        attentions = analysis.attention_weights(model, resize(x, model.patch_embed.image_size))
+    mean, std = data.normalization(config.get("normalize", "dataset"))
+    for x, _ in batches(test_images, None, batch_size, mean=mean, std=std, size=model.image_size):
+        attentions = analysis.attention_weights(model, x)
         distance_sum = distance_sum + len(x) * analysis.mean_attention_distance(
             attentions, grid, patch, cls_tokens)
         if sum(len(m) for m in maps) < show:
@@ -103,11 +86,12 @@ def inspect(checkpoint, out, dataset=None, data_dir=None, images=128, show=8, ba
     analysis.plot_filters(filters, paths["filters"])
     analysis.plot_position_similarity(tiles, paths["position_similarity"])
     # the distances are in pixels of the model's input, so the axis is too
-    analysis.plot_attention_distance(distances, paths["attention_distance"], image_size=model.patch_embed.image_size)
+    analysis.plot_attention_distance(distances, paths["attention_distance"], image_size=model.image_size)
     analysis.plot_rollout(test_images[:show], maps, paths["attention_rollout"])
     summary = dict(
-        checkpoint=os.fspath(checkpoint), epoch=epoch, dataset=data.name, model=config.model,
-        image_size=model.patch_embed.image_size, patch_size=patch, grid=grid, pool=model.pool,
+        checkpoint=os.fspath(checkpoint), epoch=record.epoch, dataset=data.name,
+        model=config["model"],
+        image_size=model.image_size, patch_size=patch, grid=grid, pool=model.pool,
         layers=len(model.blocks), heads=model.blocks[0].attn.heads,
         distance_images=len(test_images), rollout_images=show,
         distance_rows_renormalized=True, filter_components=len(filters),
@@ -122,12 +106,8 @@ def inspect(checkpoint, out, dataset=None, data_dir=None, images=128, show=8, ba
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        paths = inspect(args.checkpoint, args.out, args.dataset, args.data_dir, args.images,
-                        args.show, args.batch_size, args.device)
-    except (DataError, CheckpointError, backend.DeviceError, FileNotFoundError,
-            ValueError) as error:
-        sys.exit(f"error: {error}")
+    paths = cli.run(lambda: inspect(args.checkpoint, args.out, args.dataset, args.data_dir,
+                                    args.images, args.show, args.batch_size, args.device))
     for path in paths.values():
         print(path)
 

@@ -12,8 +12,8 @@ The test accuracy of that map measures how linearly separable the classes are in
 import numpy as np
 
 from minivit import backend
-from minivit.data.augment import normalize
-from minivit.engine import Tensor, no_grad
+from minivit.engine import Tensor
+from minivit.evaluation import outputs
 
 # big_vision's bias column holds 100, not 1: its weight then pays 10^4 times less L2 penalty for
 # the same offset, so the bias is almost unregularised.
@@ -62,16 +62,14 @@ def features(model, images, batch_size, mean, std):
 
     Images are normalised with the per-channel mean and std (in [0, 1] units, as Dataset gives
     them) and go through `model.forward_features` in eval mode without recording a graph, in
-    batches of `batch_size` on the model's device. The model is left in eval mode."""
-    model.eval()
+    batches of `batch_size` on the model's device (minivit.evaluation.outputs). The model is
+    left in eval mode: it is frozen from here on."""
     dtype = model.parameters()[0].dtype
-    out = []
-    with no_grad():
-        for start in range(0, len(images), batch_size):
-            batch = backend.to_device(images[start:start + batch_size], model.device)
-            x = Tensor(normalize(batch, mean, std).astype(dtype))
-            out.append(model.forward_features(x).numpy())
-    return np.concatenate(out)
+    model.eval()
+    images = backend.to_device(images, model.device)
+    out = outputs(model, images, mean=mean, std=std, batch_size=batch_size,
+                  forward=lambda x: model.forward_features(Tensor(x.astype(dtype))).numpy())
+    return np.concatenate([f for f, _ in out])
 
 
 def sample_shots(labels, shots, rng):

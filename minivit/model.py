@@ -100,9 +100,9 @@ class ViT(Module):
             raise ValueError(f"dim {dim} is not divisible by heads {heads}")
         if pool not in ("cls", "gap"):
             raise ValueError(f"pool must be 'cls' or 'gap', not {pool!r}")
-        self.config = dict(image_size=image_size, patch_size=patch_size, in_channels=in_channels,
-                           num_classes=num_classes, dim=dim, depth=depth, heads=heads,
-                           mlp_dim=mlp_dim, dropout=dropout, pool=pool, gelu=gelu, eps=eps)
+        self.architecture = dict(patch_size=patch_size, in_channels=in_channels,
+                                 num_classes=num_classes, dim=dim, depth=depth, heads=heads,
+                                 mlp_dim=mlp_dim, dropout=dropout, pool=pool, gelu=gelu, eps=eps)
         self.pool = pool
         self.patch_embed = PatchEmbed(image_size, patch_size, in_channels, dim)
         tokens = self.patch_embed.grid ** 2 + (pool == "cls")
@@ -112,6 +112,16 @@ class ViT(Module):
         self.blocks = [Block(dim, heads, mlp_dim, dropout, gelu, eps) for _ in range(depth)]
         self.norm = LayerNorm(dim, eps)
         self.head = Linear(dim, num_classes, init="zeros")
+
+    @property
+    def image_size(self):
+        """The side of the square images the model takes (the patch embedding's)."""
+        return self.patch_embed.image_size
+
+    @property
+    def config(self):
+        """The keyword arguments that build this model again: ViT(**model.config)."""
+        return {"image_size": self.image_size, **self.architecture}
 
     @classmethod
     def from_config(cls, name, **overrides):
@@ -131,7 +141,6 @@ class ViT(Module):
         new = resize_pos_embed(old, image_size // patch, cls_tokens=int(self.pool == "cls"))
         self.pos_embed.data = backend.to_device(new, device)
         self.patch_embed.image_size, self.patch_embed.grid = image_size, image_size // patch
-        self.config["image_size"] = image_size
         return self
 
     def forward_features(self, images):

@@ -9,12 +9,8 @@ import numpy as np
 
 from minivit import backend, ops
 from minivit.engine import Tensor
+from minivit.errors import CheckpointError
 from minivit.ops.attention import Attention
-
-
-class CheckpointError(ValueError):
-    """A set of weights does not fit the model (a missing, unexpected or misshapen tensor)."""
-
 
 def Parameter(array):
     """A leaf Tensor that the optimizer updates."""

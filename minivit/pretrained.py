@@ -22,7 +22,6 @@ conversion is a pure rearrangement of entries, so a round trip is exact.
 The GELU follows the source: the JAX checkpoints were trained with its tanh approximation, timm's
 with the exact erf form (the two differ by up to ~4.7e-4 per activation).
 """
-import json
 import os
 import re
 import warnings
@@ -30,145 +29,10 @@ import warnings
 import numpy as np
 
 from minivit import backend
-from minivit.checkpoint import load_arrays, save_arrays
+from minivit.checkpoint import is_training_checkpoint, load_arrays, read_training, save_arrays
+from minivit.errors import CheckpointError
 from minivit.model import ViT
-from minivit.nn import CheckpointError
-
-# --- .safetensors: reading and writing without the safetensors package ------------------------
-#
-#   bytes 0..8      N, the header's length, an unsigned 64-bit little-endian integer
-#   bytes 8..8+N    a JSON object {name: {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}},
-#                   plus an optional "__metadata__": {str: str}
-#   bytes 8+N..     the data: tensor `name` is the raw little-endian bytes [b, e) of this part
-
-DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i8", "I32": "<i4",
-          "I16": "<i2", "I8": "i1", "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1",
-          "BOOL": "?"}
-NAMES = {np.dtype(code): name for name, code in DTYPES.items() if name != "BF16"}  # "<u2": U16
-MAX_HEADER = 100_000_000  # the safetensors library's own limit: a larger "length" is corruption
-
-
-def bfloat16_to_float32(bits):
-    """bfloat16 is the top half of a float32 (sign, 8 exponent bits, 7 mantissa bits): shifting
-    its 16 bits up by 16 gives the float32 with the same value.  uint16 (...) -> float32 (...)."""
-    return (bits.astype(np.uint32) << 16).view(np.float32)
-
-
-def _read_header(f, path):
-    """The parsed JSON header of an open .safetensors file and where its data begins."""
-    size = os.fstat(f.fileno()).st_size
-    prefix = f.read(8)
-    if len(prefix) < 8:
-        raise CheckpointError(f"{path} is not a .safetensors file: {size} bytes, too short for "
-                              "the 8-byte header length")
-    length = int.from_bytes(prefix, "little")
-    if length > min(size - 8, MAX_HEADER):
-        raise CheckpointError(f"{path} is truncated or not a .safetensors file: the header "
-                              f"length {length} runs past the end of the file ({size} bytes)")
-    try:
-        header = json.loads(f.read(length).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{path} has a corrupt .safetensors header ({error})") from None
-    if not isinstance(header, dict):
-        raise CheckpointError(f"{path} has a corrupt .safetensors header (not a JSON object)")
-    return header, 8 + length, size - 8 - length
-
-
-def _check_entry(path, name, entry, data_size):
-    """dtype, shape and byte range [begin, end) of one header entry, after checking that they
-    make sense: a known dtype, offsets inside the data, and exactly dtype x shape bytes."""
-    try:
-        dtype, shape, (begin, end) = entry["dtype"], tuple(entry["shape"]), entry["data_offsets"]
-    except (KeyError, TypeError, ValueError):
-        raise CheckpointError(f"{path}: tensor {name!r} has a malformed header entry "
-                              f"{entry!r}") from None
-    if dtype not in DTYPES:
-        raise CheckpointError(f"{path}: tensor {name!r} has dtype {dtype!r}, which minivit cannot "
-                              f"read (it reads {', '.join(DTYPES)})")
-    if not all(isinstance(n, int) and n >= 0 for n in (*shape, begin, end)):
-        raise CheckpointError(f"{path}: tensor {name!r} has a malformed shape {shape} or offsets "
-                              f"{[begin, end]}")
-    if not begin <= end <= data_size:
-        raise CheckpointError(f"{path} is truncated or corrupt: tensor {name!r} needs bytes "
-                              f"{begin}..{end} of the data, which has {data_size}")
-    expected = np.dtype(DTYPES[dtype]).itemsize * int(np.prod(shape))
-    if end - begin != expected:
-        raise CheckpointError(f"{path} is corrupt: tensor {name!r} ({dtype}, shape {shape}) needs "
-                              f"{expected} bytes but has {end - begin}")
-    return dtype, shape, (begin, end)
-
-
-def read_safetensors(path):
-    """Read {name: NumPy array} from a .safetensors file, in the header's order.
-
-    F64/F32/F16 and the integer types keep their dtype; BF16, which NumPy lacks, becomes float32
-    (exactly: every bfloat16 is a float32). A truncated or corrupt file raises CheckpointError."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    with open(path, "rb") as f:
-        header, data_start, data_size = _read_header(f, path)
-        entries = {name: _check_entry(path, name, entry, data_size)
-                   for name, entry in header.items() if name != "__metadata__"}
-        taken = sorted(span for _, _, span in entries.values() if span[0] < span[1])
-        for (_, end), (begin, _) in zip(taken, taken[1:]):
-            if begin < end:
-                raise CheckpointError(f"{path} is corrupt: two tensors share bytes {begin}..{end}")
-        arrays = {}
-        for name, (dtype, shape, (begin, end)) in entries.items():
-            array = np.empty(shape, DTYPES[dtype])
-            f.seek(data_start + begin)
-            if array.size and f.readinto(array.reshape(-1).view(np.uint8)) != end - begin:
-                raise CheckpointError(f"{path} is truncated: tensor {name!r} is cut short")
-            arrays[name] = bfloat16_to_float32(array) if dtype == "BF16" else array
-    return arrays
-
-
-def safetensors_metadata(path):
-    """The optional "__metadata__" {str: str} of a .safetensors file ({} if it has none)."""
-    path = os.fspath(path)
-    with open(path, "rb") as f:
-        header, _, _ = _read_header(f, path)
-    metadata = header.get("__metadata__", {})
-    if not isinstance(metadata, dict):
-        raise CheckpointError(f"{path} has a corrupt .safetensors header (__metadata__ is not an "
-                              "object)")
-    return metadata
-
-
-def write_safetensors(path, arrays, metadata=None):
-    """Write {name: array} (NumPy or CuPy) to `path` as .safetensors, with optional string
-    metadata. Like checkpoint.save_arrays, it writes a temporary file and renames it over the
-    target, so a crash mid-write never leaves a half-written file behind."""
-    path = os.fspath(path)
-    arrays = {name: np.asarray(backend.to_device(a, "cpu"), order="C")
-              for name, a in arrays.items()}
-    header, offset = {}, 0
-    if metadata:
-        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
-    for name, array in arrays.items():
-        if array.dtype.newbyteorder("<") not in NAMES:
-            raise TypeError(f"tensor {name!r} has dtype {array.dtype}, which .safetensors "
-                            "cannot store")
-        header[name] = dict(dtype=NAMES[array.dtype.newbyteorder("<")], shape=list(array.shape),
-                            data_offsets=[offset, offset + array.nbytes])
-        offset += array.nbytes
-    encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    encoded += b" " * (-len(encoded) % 8)  # pad with spaces so the data starts 8-byte aligned
-    temporary = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(temporary, "wb") as f:
-            f.write(len(encoded).to_bytes(8, "little"))
-            f.write(encoded)
-            for array in arrays.values():
-                f.write(array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-
+from minivit.safetensors import read_safetensors, safetensors_metadata, write_safetensors
 
 # --- helpers shared by both layouts -----------------------------------------------------------
 
@@ -414,11 +278,12 @@ def from_pretrained(path, num_classes=None, image_size=None, dtype=np.float32, h
     save_pretrained record it in their metadata."""
     path = os.fspath(path)
     suffix = os.path.splitext(path)[1]
-    if suffix == ".npz" and "model_config" in (arrays := load_arrays(path)):  # minivit.train's
-        config = json.loads(str(arrays["model_config"]))
-        state = {name[6:]: a for name, a in arrays.items() if name.startswith("model/")}
-        dropped_pre_logits = False
+    dropped_pre_logits = False
+    if is_training_checkpoint(path):  # minivit.train's last.npz or best.npz
+        checkpoint = read_training(path)
+        state, config = checkpoint.model, dict(checkpoint.model_config)
     elif suffix == ".npz":
+        arrays = load_arrays(path)
         state, config = official_to_minivit(arrays)
         dropped_pre_logits = any("pre_logits/" in name for name in arrays)
     elif suffix == ".safetensors":
@@ -426,9 +291,8 @@ def from_pretrained(path, num_classes=None, image_size=None, dtype=np.float32, h
         if heads is None:
             heads = safetensors_metadata(path).get("num_heads")
         state, config = timm_to_minivit(arrays, None if heads is None else int(heads))
-        dropped_pre_logits = False
     else:
-        raise ValueError(f"cannot tell the layout of {path}: expected an official .npz "
+        raise CheckpointError(f"cannot tell the layout of {path}: expected an official .npz "
                          "checkpoint or a timm .safetensors file")
 
     if num_classes is None:
@@ -451,14 +315,21 @@ def from_pretrained(path, num_classes=None, image_size=None, dtype=np.float32, h
     return model
 
 
+def from_training_checkpoint(checkpoint):
+    """The ViT a checkpoint.TrainingCheckpoint holds, at the image size it was saved at."""
+    try:
+        model = ViT(**checkpoint.model_config)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"the checkpoint's model_config cannot build a ViT ({error})") from None
+    return model.load_state_dict(checkpoint.model)
+
+
 def trained_normalization(path):
     """How the images a checkpoint was trained on were normalised (a TrainConfig.normalize): a
     minivit.train checkpoint says so in its config; the official and timm weights, and files
     written by save_pretrained, are taken to have seen pixels mapped to [-1, 1] ('half')."""
-    if os.fspath(path).endswith(".npz"):
-        arrays = load_arrays(path)
-        if "config" in arrays:
-            return json.loads(str(arrays["config"])).get("normalize", "dataset")
+    if is_training_checkpoint(path):
+        return read_training(path).config.get("normalize", "dataset")
     return "half"
 
 

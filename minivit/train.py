@@ -1,13 +1,14 @@
 """Train a ViT:  python -m minivit.train --dataset digits   (or --preset cpu-hour, --device gpu).
 
-Everything a run needs is one plain TrainConfig; a preset fills it in and any flag overrides it.
-A run directory gets config.json, metrics.csv (a row an epoch), summary.json, last.npz and
-best.npz (model, optimizer, epoch and config, written atomically) and curves.png.
-`--resume RUN_DIR` continues a stopped run from its last finished epoch; on the CPU it ends with
-exactly the weights an uninterrupted run would have, because every epoch's randomness is seeded
-from (seed, epoch) and the number of threads a batch is split between is kept in the config.
+Everything a run needs is one plain TrainConfig, each option declared once below (its type,
+default, choices and help); a preset fills some in and any flag overrides them. A run directory
+gets config.json, metrics.csv (a row an epoch), summary.json, curves.png, and last.npz and
+best.npz (training checkpoints, minivit.checkpoint). `--resume RUN_DIR` continues a stopped run
+from its last finished epoch; on the CPU it ends with exactly the weights an uninterrupted run
+would have, because every epoch's randomness is seeded from (seed, epoch) and the number of
+threads a batch is split between is kept in the config. Fine-tuning is training that starts
+from other weights: `--init CHECKPOINT --preset finetune`.
 """
-import argparse
 import csv
 import dataclasses
 import json
@@ -15,54 +16,79 @@ import math
 import os
 import sys
 import time
-import warnings
 
 import numpy as np
 from tqdm import tqdm
 
 import minivit
-from minivit import backend, ops, parallel
-from minivit.checkpoint import load_arrays, save_arrays
-from minivit.data import DataError, load_dataset, resize
-from minivit.data.loader import batches
+from minivit import backend, cli, memory, ops, parallel
+from minivit.checkpoint import TrainingCheckpoint, read_training, write_training
+from minivit.data import Augment, batches, cutmix, load_dataset, mixup
+from minivit.errors import ConfigError, Diverged, MissingFile
+from minivit.evaluation import evaluate
 from minivit.model import CONFIGS, ViT
 from minivit.optim import SGD, AdamW, clip_grad_norm, param_groups, warmup_cosine
 from minivit.pretrained import from_pretrained, trained_normalization
 
 
+def option(default, help, choices=None, minimum=None):
+    """A TrainConfig field with its command-line help, allowed values and least value."""
+    return dataclasses.field(default=default,
+                             metadata=dict(help=help, choices=choices, minimum=minimum))
+
+
 @dataclasses.dataclass
 class TrainConfig:
-    dataset: str = "cifar10"
-    data_dir: str = "data"
-    model: str = "C-S/4"          # a name from minivit.CONFIGS (the fields below override it),
-                                  # or "custom" with every field below given
-    dim: int = None
-    depth: int = None
-    heads: int = None
-    mlp_dim: int = None
-    patch_size: int = None
-    image_size: int = None        # default: the data set's own size
-    pool: str = "cls"
-    gelu: str = "tanh"
-    dropout: float = 0.0
-    epochs: int = 30
-    batch_size: int = 128
-    optimizer: str = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    warmup_epochs: float = 3
-    label_smoothing: float = 0.1
-    clip_norm: float = 1.0
-    low_res_epochs: int = 0       # train the first epochs on downsampled images (cheaper) ...
-    low_res_size: int = 16        # ... of this size, then interpolate the position embeddings
-    augment: str = "basic"        # none | crop | basic (crop + flip) | strong (+ random erasing)
-    normalize: str = "dataset"    # dataset (its channel mean and std) | half (to [-1, 1])
-    seed: int = 0
-    device: str = "cpu"
-    threads: int = 0              # CPU threads that share each batch (0: every core)
-    out: str = "runs"
-    init: str = None              # start from these weights (fine-tuning; see minivit.finetune)
+    dataset: str = option("cifar10", "digits (offline, 8x8), cifar10, cifar100, cifar10:ARCHIVE "
+                          "or folder:PATH (PATH/train/CLASS/*.png)")
+    data_dir: str = option("data", "where data sets are downloaded and cached")
+    model: str = option("C-S/4", f"a named model ({', '.join(CONFIGS)}; the options below "
+                        "override it), or custom with each of them given")
+    dim: int = option(None, "token width D", minimum=1)
+    depth: int = option(None, "number of encoder blocks", minimum=1)
+    heads: int = option(None, "attention heads", minimum=1)
+    mlp_dim: int = option(None, "hidden width of each MLP", minimum=1)
+    patch_size: int = option(None, "patch side P in pixels; must divide the image size", minimum=1)
+    image_size: int = option(None, "input side in pixels (default: the data set's)", minimum=1)
+    pool: str = option("cls", "classify the class token, or the average of the tokens",
+                       choices=["cls", "gap"])
+    gelu: str = option("tanh", "tanh (the paper's code) or erf (exact, as timm)",
+                       choices=["tanh", "erf"])
+    dropout: float = option(0.0, "dropout rate", minimum=0.0)
+    init: str = option(None, "start from these weights (fine-tuning: a new zero head, position "
+                       "embeddings interpolated): a minivit.train checkpoint, an official .npz or "
+                       "a timm .safetensors")
+    epochs: int = option(30, "passes over the training set", minimum=1)
+    batch_size: int = option(128, "images per step", minimum=1)
+    optimizer: str = option("adamw", "adamw, or sgd with momentum 0.9", choices=["adamw", "sgd"])
+    lr: float = option(1e-3, "peak learning rate", minimum=0.0)
+    weight_decay: float = option(0.05, "decoupled weight decay (not on biases, norms, position "
+                                 "embeddings, class token)", minimum=0.0)
+    warmup_epochs: float = option(3, "linear warmup, then cosine decay", minimum=0.0)
+    label_smoothing: float = option(0.1, "label smoothing of the cross-entropy", minimum=0.0)
+    clip_norm: float = option(1.0, "clip gradients to this global norm (0: off)", minimum=0.0)
+    low_res_epochs: int = option(0, "train this many epochs first on images downsampled to "
+                                 "--low-res-size (4x fewer tokens at half the size), then go on "
+                                 "at full size with the position embeddings interpolated",
+                                 minimum=0)
+    low_res_size: int = option(16, "image size of the low-resolution epochs", minimum=1)
+    augment: str = option("basic", "none, crop (random crop), basic (crop + flip) or strong "
+                          "(basic + random erasing)", choices=["none", "crop", "basic", "strong"])
+    mixup: float = option(0.0, "mixup's Beta(a, a) parameter a (0: off)", minimum=0.0)
+    cutmix: float = option(0.0, "CutMix's Beta(a, a) parameter a (0: off; with --mixup, one of "
+                           "the two at random for each batch)", minimum=0.0)
+    normalize: str = option("dataset", "dataset (each channel to mean 0, std 1) or half (pixels "
+                            "to [-1, 1], as the official and timm weights were trained); with "
+                            "--init the default is what the checkpoint was trained with",
+                            choices=["dataset", "half"])
+    seed: int = option(0, "random seed (same seed and --threads, same run on the CPU)")
+    device: str = option("cpu", "cpu (NumPy) or gpu (CuPy)", choices=list(backend.DEVICES))
+    threads: int = option(0, "CPU threads; each batch is split between them (0: one for every "
+                          "core)")
+    out: str = option("runs", "parent folder of the run directory")
 
+
+ARCHITECTURE = ("dim", "depth", "heads", "mlp_dim", "patch_size")
 
 PRESETS = {
     # 8x8 digits, 2 px patches (16 tokens); dropout keeps 1,437 images from being memorised
@@ -74,114 +100,187 @@ PRESETS = {
                      low_res_size=16, batch_size=128, lr=1e-3, warmup_epochs=2, augment="basic"),
     "gpu": dict(dataset="cifar10", model="C-S/4", dim=384, depth=7, heads=12, mlp_dim=768,
                 epochs=200, batch_size=128, lr=1e-3, augment="strong", device="gpu"),
+    # the paper's fine-tuning: SGD with momentum, no weight decay, clipping at 1 (with --init)
+    "finetune": dict(optimizer="sgd", lr=0.01, weight_decay=0.0, clip_norm=1.0, epochs=10,
+                     warmup_epochs=1, batch_size=128, label_smoothing=0.0, augment="basic"),
 }
 
-HELP = {
-    "dataset": "digits (offline, 8x8), cifar10, cifar100, or folder:PATH (PATH/train/CLASS/*.png)",
-    "data_dir": "where data sets are downloaded and cached",
-    "model": f"a named model: {', '.join(CONFIGS)}",
-    "dim": "token width D (overrides the model's)", "depth": "number of encoder blocks",
-    "heads": "attention heads", "mlp_dim": "hidden width of each MLP",
-    "patch_size": "patch side P in pixels; must divide the image size",
-    "image_size": "input side in pixels (default: the data set's)",
-    "pool": "cls (classify the class token) or gap (average the tokens)",
-    "gelu": "tanh (the paper's code) or erf (exact, as timm)",
-    "init": "start from the weights of this checkpoint (head replaced, position embeddings "
-    "interpolated): a minivit.train checkpoint, an official .npz or a timm .safetensors",
-    "dropout": "dropout rate", "epochs": "passes over the training set",
-    "batch_size": "images per step", "optimizer": "adamw or sgd (momentum 0.9)",
-    "lr": "peak learning rate", "weight_decay": "decoupled weight decay (not on biases, norms, "
-    "position embeddings, class token)", "warmup_epochs": "linear warmup, then cosine decay",
-    "low_res_epochs": "train this many epochs first on images downsampled to --low-res-size "
-    "(4x fewer tokens at half the size), then go on at full size with the position embeddings "
-    "interpolated", "low_res_size": "image size of the low-resolution epochs",
-    "label_smoothing": "label smoothing of the cross-entropy", "clip_norm": "clip gradients to "
-    "this global norm (0: off)", "augment": "none, crop (random crop), basic (crop + flip) or strong "
-    "(basic + random erasing)",
-    "normalize": "dataset (each channel to mean 0, std 1) or half (pixels to [-1, 1] with mean "
-    "and std 0.5, as the official and timm checkpoints were trained); with --init the default "
-    "is what the checkpoint was trained with",
-    "seed": "random seed (same seed and --threads, same run on the CPU)",
-    "device": "cpu (NumPy) or gpu (CuPy)",
-    "threads": "CPU threads; each batch is split between them (0: one for every core)",
-    "out": "parent folder of the run directory",
-}
 
+# --- the options --------------------------------------------------------------------------------
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
+    """(args, TrainConfig): the preset's values, overridden by the flags given."""
+    parser = cli.ArgumentParser(
         prog="python -m minivit.train", description="Train a Vision Transformer with minivit.")
-    parser.add_argument("--preset", choices=PRESETS, help="a named set of defaults: "
-                        "digits (under a minute on a CPU), cpu-hour (CIFAR-10, 2 CPU cores, 1 h), "
-                        "gpu (CIFAR-10 on one GPU)")
+    parser.add_argument("--preset", choices=PRESETS, help="a named set of defaults: digits "
+                        "(under a minute on a CPU), cpu-hour (CIFAR-10, 2 CPU cores, 1 h), gpu "
+                        "(CIFAR-10 on one GPU), finetune (the paper's fine-tuning, with --init)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run")
     parser.add_argument("--name", help="run directory name (default: dataset-model-time)")
     defaults = TrainConfig()
     for field in dataclasses.fields(TrainConfig):
-        kind = {int: int, float: float, str: str}[field.type]
-        flag = "--" + field.name.replace("_", "-")
-        choices = {"optimizer": ["adamw", "sgd"], "augment": ["none", "crop", "basic", "strong"],
-                   "device": ["cpu", "gpu"], "pool": ["cls", "gap"],
-                   "gelu": ["tanh", "erf"], "normalize": ["dataset", "half"]}.get(field.name)
-        parser.add_argument(flag, type=kind, default=None, choices=choices,
-                            help=f"{HELP[field.name]} (default {getattr(defaults, field.name)})")
+        help, choices = field.metadata["help"], field.metadata["choices"]
+        default = getattr(defaults, field.name)
+        parser.add_argument("--" + field.name.replace("_", "-"), type=field.type, default=None,
+                            choices=choices, metavar=None if choices else field.name.upper(),
+                            help=help if default is None else f"{help} (default: {default})")
     args = parser.parse_args(argv)
     given = {k: v for k, v in vars(args).items() if v is not None and k in TrainConfig.__annotations__}
+    for name, value in given.items():
+        minimum = TrainConfig.__dataclass_fields__[name].metadata["minimum"]
+        if minimum is not None and not value >= minimum:  # NaN fails too
+            parser.error(f"--{name.replace('_', '-')} must be at least {minimum}, not {value}")
     if args.dataset == "digits" and args.preset is None and not args.resume:
         args.preset = "digits"  # the offline first run works with no other flag
     config = TrainConfig(**{**PRESETS.get(args.preset, {}), **given})
     return args, config
 
 
-def build_model(config, in_channels, num_classes):
-    fields = {k: getattr(config, k) for k in ("dim", "depth", "heads", "mlp_dim", "patch_size",
-                                               "image_size") if getattr(config, k) is not None}
-    options = dict(in_channels=in_channels, num_classes=num_classes, pool=config.pool,
-                   gelu=config.gelu, dropout=config.dropout, **fields)
-    if config.model == "custom":
-        return ViT(**options)
-    return ViT.from_config(config.model, **options)
+def config_from(record, source):
+    """A TrainConfig from a dict read back from a run (config.json, a checkpoint): unknown keys
+    or wrong types raise ConfigError naming `source`."""
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    unknown = [key for key in record if key not in fields]
+    if unknown:
+        raise ConfigError(f"{source} has an option {unknown[0]!r} that minivit.train does not "
+                          f"know: it was written by another version, or edited")
+    for key, value in record.items():
+        kind = fields[key].type
+        if value is not None and not (isinstance(value, kind) or kind is float and isinstance(value, int)):
+            raise ConfigError(f"{source}: option {key!r} should be a {kind.__name__}, not {value!r}")
+    return TrainConfig(**record)
 
 
-def evaluate(model, images, labels, mean, std, threads=0):
-    """Loss, accuracy and the predicted labels (NumPy) of a test set, the model in eval mode
-    (and at its current resolution)."""
-    model.eval()
-    total_loss, predictions = 0.0, []
-    with parallel.blas_per_thread(threads):  # predict records no graph
-        for x, y in batches(images, labels, 256, mean=mean, std=std):
-            logits = parallel.predict(model, resize(x, model.patch_embed.image_size), threads)
-            total_loss += ops.cross_entropy(logits, y).item() * len(y)
-            predictions.append(logits.argmax(axis=1))
-    xp = backend.get_array_module(labels)
-    predicted = xp.concatenate(predictions)
-    correct = backend.to_device(predicted == labels, "cpu")
-    return total_loss / len(labels), float(correct.mean()), backend.to_device(predicted, "cpu")
+# --- setting up: data, model, optimizer ------------------------------------------------------
+
+def build_model(config, in_channels, num_classes, image_size):
+    """A new ViT for `config`, or with --init the weights of a checkpoint under a new zero head."""
+    if config.init:
+        source = from_pretrained(config.init, num_classes=num_classes, image_size=image_size)
+        for name in ARCHITECTURE:
+            if getattr(config, name) not in (None, source.config[name]):
+                raise ConfigError(f"--{name.replace('_', '-')} {getattr(config, name)} does not "
+                                  f"match the --init checkpoint's {source.config[name]}: leave "
+                                  "the architecture options out when fine-tuning")
+        model = ViT(**{**source.config, "dropout": config.dropout})
+        zero_head = {f"head.{name}": p.data for name, p in model.head.named_parameters()}
+        return model.load_state_dict({**source.state_dict(), **zero_head})
+    fields = {k: getattr(config, k) for k in ARCHITECTURE if getattr(config, k) is not None}
+    options = dict(in_channels=in_channels, num_classes=num_classes, image_size=image_size,
+                   pool=config.pool, gelu=config.gelu, dropout=config.dropout, **fields)
+    try:
+        if config.model == "custom":
+            return ViT(**options)
+        return ViT.from_config(config.model, **options)
+    except (TypeError, ValueError) as error:  # a missing field of a custom model, P not dividing
+        raise ConfigError(str(error)) from None
 
 
-def save_checkpoint(path, model, optimizer, epoch, config, best_accuracy):
-    arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
-    arrays.update({f"optimizer/{k}": v for k, v in optimizer.state_dict().items()})
-    arrays.update(epoch=epoch, best_accuracy=best_accuracy, seed=config.seed,
-                  image_size=model.patch_embed.image_size, model_config=json.dumps(model.config),
-                  config=json.dumps(dataclasses.asdict(config)))
-    save_arrays(path, arrays)
+def make_optimizer(config, model):
+    groups = param_groups(model, config.weight_decay)
+    if config.optimizer == "sgd":
+        return SGD(groups, config.lr, momentum=0.9)
+    return AdamW(groups, config.lr)
 
 
-def load_checkpoint(path, model, optimizer=None):
-    """Returns (epochs done, best accuracy). Model (and optimizer) state is loaded in place."""
-    arrays = load_arrays(path)
-    model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model/")})
-    if optimizer is not None:
-        optimizer.load_state_dict({k[10:]: v for k, v in arrays.items() if k.startswith("optimizer/")})
-    return int(arrays["epoch"]), float(arrays["best_accuracy"])
+def setup(config, run_dir, resume):
+    """(config completed, data set, model, optimizer, checkpoint to resume from or None)."""
+    backend.check_device(config.device)
+    if config.threads < 0:
+        raise ConfigError(f"--threads must be 0 (one for every core) or more, not {config.threads}")
+    folder = config.dataset.startswith("folder:")  # a folder's images are resized as they load
+    data = load_dataset(config.dataset, data_dir=config.data_dir,
+                        image_size=config.image_size if folder else None)
+    # the number of shards decides the dropout masks and the order gradients are added in, so
+    # it is fixed in the run's config: a run resumed on another machine stays the same run
+    config = dataclasses.replace(config, image_size=config.image_size or data.train_images.shape[-1],
+                                 threads=config.threads or parallel.cpu_count())
+    if config.low_res_epochs and config.low_res_size > config.image_size:
+        raise ConfigError(f"--low-res-size {config.low_res_size} is larger than the image size "
+                          f"{config.image_size}: it must be smaller")
+    checkpoint = read_training(os.path.join(run_dir, "last.npz")) if resume else None
+    minivit.manual_seed(config.seed)
+    if checkpoint:  # at the resolution it was saved at
+        model = ViT(**checkpoint.model_config).load_state_dict(checkpoint.model)
+    else:
+        low_res = config.low_res_epochs > 0
+        model = build_model(config, data.train_images.shape[1], len(data.classes),
+                            config.low_res_size if low_res else config.image_size)
+    model.to(config.device)
+    optimizer = make_optimizer(config, model)
+    if checkpoint:
+        optimizer.load_state_dict(checkpoint.optimizer)
+    return config, data, model, optimizer, checkpoint
 
 
-def normalization(config, data):
-    """The per-channel (mean, std) that batches are normalised with, in [0, 1] pixel units."""
-    if config.normalize == "half":
-        return (0.5,) * len(data.mean), (0.5,) * len(data.std)
-    return data.mean, data.std
+# --- one epoch -----------------------------------------------------------------------------------
+
+def train_epoch(model, optimizer, images, labels, mean, std, config, epoch):
+    """One pass over the training set, a step per batch. Returns (mean loss, accuracy, images)."""
+    minivit.manual_seed(config.seed * 100_003 + epoch)  # every epoch's randomness comes from
+    rng = np.random.default_rng([config.seed, epoch])   # (seed, epoch): a resume replays it
+    steps_per_epoch = math.ceil(len(labels) / config.batch_size)
+    total_steps, warmup_steps = steps_per_epoch * config.epochs, int(config.warmup_epochs * steps_per_epoch)
+    model.train()
+    seen = correct = 0
+    loss_sum, start = 0.0, time.perf_counter()
+    bar = tqdm(batches(images, labels, config.batch_size, shuffle=True, rng=rng, mean=mean, std=std,
+                       augment=config.augment, size=model.image_size),
+               total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
+               dynamic_ncols=True, file=sys.stdout, mininterval=0.5,
+               disable=not sys.stdout.isatty())  # a log file gets the epoch lines only
+    for step, (x, y) in enumerate(bar, start=epoch * steps_per_epoch):
+        optimizer.lr = warmup_cosine(step, total_steps, warmup_steps, config.lr)
+        optimizer.zero_grad()
+        x, targets, loss_fn = training_targets(x, y, config, rng)
+        # forward and backward, each batch split between the CPU's cores
+        loss, logits = parallel.loss_and_gradients(model, loss_fn, x, targets, config.threads)
+        if not math.isfinite(loss):
+            raise Diverged(f"the loss became {loss} at epoch {epoch + 1}")
+        if config.clip_norm:
+            clip_grad_norm(model.parameters(), config.clip_norm)
+        optimizer.step()
+        seen += len(y)
+        loss_sum += loss * len(y)
+        correct += int((logits.argmax(axis=1) == y).sum())
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
+                        img_s=f"{seen / (time.perf_counter() - start):.0f}")
+    return loss_sum / seen, correct / seen, seen
+
+
+def training_targets(x, y, config, rng):
+    """(images, targets, loss function of (logits, targets)): the labels with label smoothing,
+    or with --mixup / --cutmix a blend of two images and the same blend of their two losses."""
+    smoothing = config.label_smoothing
+    if not (config.mixup or config.cutmix):
+        return x, y, lambda logits, t: ops.cross_entropy(logits, t, smoothing)
+    use_cutmix = config.cutmix > 0 and (config.mixup == 0 or rng.random() < 0.5)
+    x, y, y_other, lam = (cutmix(x, y, rng, config.cutmix) if use_cutmix
+                          else mixup(x, y, rng, config.mixup))
+    targets = backend.get_array_module(y).stack([y, y_other], axis=1)   # B 2
+
+    def mixed_loss(logits, t):
+        return (lam * ops.cross_entropy(logits, t[:, 0], smoothing)
+                + (1 - lam) * ops.cross_entropy(logits, t[:, 1], smoothing))
+    return x, targets, mixed_loss
+
+
+# --- the run's record: metrics, curves, checkpoints, summary -------------------------------------
+
+def write_metrics(path, rows):
+    """metrics.csv, a row an epoch, replaced atomically."""
+    temporary = f"{path}.tmp"
+    with open(temporary, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(temporary, path)
+
+
+def read_metrics(path, epochs):
+    """The first `epochs` rows of metrics.csv (a resumed run goes on from its checkpoint)."""
+    with open(path) as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)][:epochs]
 
 
 def plot_curves(rows, path):
@@ -203,175 +302,114 @@ def plot_curves(rows, path):
     fig.savefig(path, dpi=120)
 
 
-class Diverged(RuntimeError):
-    """The loss became NaN or infinite."""
+def save_checkpoint(path, model, optimizer, epoch, config, best_accuracy):
+    write_training(path, TrainingCheckpoint(
+        model=model.state_dict(), optimizer=optimizer.state_dict(), epoch=epoch,
+        best_accuracy=best_accuracy, config=dataclasses.asdict(config),
+        model_config=model.config))
 
+
+def write_summary(run_dir, rows, config, model, best_accuracy, command):
+    summary = dict(final_test_accuracy=rows[-1]["test_accuracy"], best_test_accuracy=best_accuracy,
+                   epochs=config.epochs, train_seconds=sum(r["seconds"] for r in rows),
+                   images_per_second=float(np.mean([r["images_per_second"] for r in rows])),
+                   device=config.device, parameters=model.num_parameters(),
+                   peak_memory_mib=round(memory.peak_memory_mib(config.device)), command=command)
+    with open(os.path.join(run_dir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    return summary
+
+
+# --- the run ---------------------------------------------------------------------------------------
 
 def train(config, run_dir, resume=False, command=""):
-    backend.check_device(config.device)
-    folder = config.dataset.startswith("folder:")  # a folder's images are resized as they load
-    data = load_dataset(config.dataset, data_dir=config.data_dir,
-                        image_size=config.image_size if folder else None)
-    image_size = config.image_size or data.train_images.shape[-1]  # batches are resized to it
-    if config.threads < 0:
-        raise ValueError(f"--threads must be 0 (one for every core) or more, not {config.threads}")
-    # the number of shards decides the dropout masks and the order gradients are added in, so
-    # it is fixed in the run's config: a run resumed on another machine stays the same run
-    config = dataclasses.replace(config, image_size=image_size,
-                                 threads=config.threads or parallel.cpu_count())
-    backend.keep_freed_memory()
-    last_path = os.path.join(run_dir, "last.npz")
-    start_epoch = int(load_arrays(last_path)["epoch"]) if resume else 0
-    low_res = config.low_res_epochs > 0 and start_epoch <= config.low_res_epochs
-    minivit.manual_seed(config.seed)
-    model = build_model(config if not low_res else
-                        dataclasses.replace(config, image_size=config.low_res_size),
-                        data.train_images.shape[1], len(data.classes))
-    if config.init and not resume:
-        source = from_pretrained(config.init, num_classes=len(data.classes),
-                                 image_size=model.patch_embed.image_size)
-        head = {f"head.{name}": p.data for name, p in model.head.named_parameters()}  # zeros
-        model.load_state_dict({**source.state_dict(), **head})
-    model.to(config.device)
-    groups = param_groups(model, config.weight_decay)
-    optimizer = (AdamW(groups, config.lr) if config.optimizer == "adamw"
-                 else SGD(groups, config.lr, momentum=0.9))
+    """Train as `config` says, writing everything into `run_dir`; with resume=True, go on from
+    run_dir/last.npz. Returns the summary (also in summary.json)."""
+    config, data, model, optimizer, checkpoint = setup(config, run_dir, resume)
+    memory.keep_freed_memory()
+    start_epoch, best_accuracy = (checkpoint.epoch, checkpoint.best_accuracy) if checkpoint else (0, 0.0)
+    os.makedirs(run_dir, exist_ok=True)
+    path = lambda name: os.path.join(run_dir, name)  # noqa: E731
+    rows = read_metrics(path("metrics.csv"), start_epoch) if checkpoint else []
+    with open(path("config.json"), "w") as f:
+        json.dump(dataclasses.asdict(config), f, indent=2)
+
     to_device = lambda a: backend.to_device(a, config.device)  # noqa: E731
     train_images, train_labels = to_device(data.train_images), to_device(data.train_labels)
     test_images, test_labels = to_device(data.test_images), to_device(data.test_labels)
-    mean, std = normalization(config, data)
-    loss_fn = lambda logits, y: ops.cross_entropy(logits, y, config.label_smoothing)  # noqa: E731
-
-    os.makedirs(run_dir, exist_ok=True)
-    metrics_path = os.path.join(run_dir, "metrics.csv")
-    best_accuracy, rows = 0.0, []
-    if resume:
-        start_epoch, best_accuracy = load_checkpoint(last_path, model, optimizer)
-        with open(metrics_path) as f:
-            rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)][:start_epoch]
-    with open(os.path.join(run_dir, "config.json"), "w") as f:
-        json.dump(dataclasses.asdict(config), f, indent=2)
-
-    steps_per_epoch = math.ceil(len(data.train_labels) / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    warmup_steps = int(config.warmup_epochs * steps_per_epoch)
+    mean, std = data.normalization(config.normalize)
     print(f"{data.name}: {len(data.train_labels)} train / {len(data.test_labels)} test images "
           f"{tuple(data.train_images.shape[1:])}, {len(data.classes)} classes | model "
           f"{model.num_parameters():,} parameters | {config.device} | run {run_dir}")
-    train_seconds = sum(r["seconds"] for r in rows)
     last_plot = -math.inf
     blas = parallel.blas_per_thread(config.threads)  # from here to `finally` (see minivit.parallel)
     try:
         for epoch in range(start_epoch, config.epochs):
-            # every epoch's randomness comes from (seed, epoch): a resumed run replays it exactly
-            minivit.manual_seed(config.seed * 100_003 + epoch)
-            rng = np.random.default_rng([config.seed, epoch])
-            if epoch == config.low_res_epochs and model.patch_embed.image_size != image_size:
-                model.resize(image_size)  # from here on at full resolution
+            if epoch == config.low_res_epochs and model.image_size != config.image_size:
+                model.resize(config.image_size)  # from here on at full resolution
                 optimizer.forget(model.pos_embed)
-            model.train()
-            seen = correct = 0
-            loss_sum = 0.0
             start = time.perf_counter()
-            bar = tqdm(batches(train_images, train_labels, config.batch_size, shuffle=True, rng=rng,
-                               augment=config.augment, mean=mean, std=std),
-                       total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}",
-                       leave=False, dynamic_ncols=True, file=sys.stdout, mininterval=0.5,
-                       disable=not sys.stdout.isatty())  # a log file gets the epoch lines only
-            for step, (x, y) in enumerate(bar, start=epoch * steps_per_epoch):
-                optimizer.lr = warmup_cosine(step, total_steps, warmup_steps, config.lr)
-                optimizer.zero_grad()
-                loss, logits = parallel.loss_and_gradients(  # forward and backward, on every core
-                    model, loss_fn, resize(x, model.patch_embed.image_size), y, config.threads)
-                if not math.isfinite(loss):
-                    raise Diverged(f"the loss became {loss} at epoch {epoch + 1}; the last good "
-                                   f"checkpoint is {os.path.join(run_dir, 'last.npz')}: try a "
-                                   "lower --lr")
-                if config.clip_norm:
-                    clip_grad_norm(model.parameters(), config.clip_norm)
-                optimizer.step()
-                seen += len(y)
-                loss_sum += loss * len(y)
-                correct += int((logits.argmax(axis=1) == y).sum())
-                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
-                                img_s=f"{seen / (time.perf_counter() - start):.0f}")
+            try:
+                train_loss, train_accuracy, seen = train_epoch(
+                    model, optimizer, train_images, train_labels, mean, std, config, epoch)
+            except Diverged as error:
+                raise Diverged(f"{error}: try a lower --lr" + (
+                    f"; the last good checkpoint is {path('last.npz')}" if rows else "")) from None
             seconds = time.perf_counter() - start
             test_loss, test_accuracy, _ = evaluate(model, test_images, test_labels, mean, std,
                                                    config.threads)
-            rows.append(dict(epoch=epoch + 1, train_loss=loss_sum / seen, train_accuracy=correct / seen,
+            rows.append(dict(epoch=epoch + 1, train_loss=train_loss, train_accuracy=train_accuracy,
                              test_loss=test_loss, test_accuracy=test_accuracy, lr=optimizer.lr,
                              seconds=seconds, images_per_second=seen / seconds))
-            train_seconds += seconds
             best = test_accuracy > best_accuracy
             best_accuracy = max(best_accuracy, test_accuracy)
-            save_checkpoint(os.path.join(run_dir, "last.npz"), model, optimizer, epoch + 1, config,
-                            best_accuracy)
+            save_checkpoint(path("last.npz"), model, optimizer, epoch + 1, config, best_accuracy)
             if best:
-                save_checkpoint(os.path.join(run_dir, "best.npz"), model, optimizer, epoch + 1, config,
-                                best_accuracy)
-            write_metrics(metrics_path, rows)
+                save_checkpoint(path("best.npz"), model, optimizer, epoch + 1, config, best_accuracy)
+            write_metrics(path("metrics.csv"), rows)
             if time.perf_counter() - last_plot > 20:  # a plot costs ~0.3 s: not after every short epoch
-                plot_curves(rows, os.path.join(run_dir, "curves.png"))
+                plot_curves(rows, path("curves.png"))
                 last_plot = time.perf_counter()
-            print(f"epoch {epoch + 1:3d}/{config.epochs} | train loss {rows[-1]['train_loss']:.4f} "
-                  f"acc {100 * rows[-1]['train_accuracy']:5.2f}% | test loss {test_loss:.4f} "
+            print(f"epoch {epoch + 1:3d}/{config.epochs} | train loss {train_loss:.4f} "
+                  f"acc {100 * train_accuracy:5.2f}% | test loss {test_loss:.4f} "
                   f"acc {100 * test_accuracy:5.2f}% | {seconds:.1f}s, {seen / seconds:.0f} img/s")
     finally:  # finished, stopped or diverged: the curves show every finished epoch
         blas.restore_original_limits()
         if rows:
-            plot_curves(rows, os.path.join(run_dir, "curves.png"))
-    summary = dict(final_test_accuracy=rows[-1]["test_accuracy"], best_test_accuracy=best_accuracy,
-                   epochs=config.epochs, train_seconds=train_seconds,
-                   images_per_second=float(np.mean([r["images_per_second"] for r in rows])),
-                   device=config.device, parameters=model.num_parameters(),
-                   peak_memory_mib=round(backend.peak_memory_mib(config.device)), command=command)
-    with open(os.path.join(run_dir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+            plot_curves(rows, path("curves.png"))
+    summary = write_summary(run_dir, rows, config, model, best_accuracy, command)
     print(f"test accuracy {100 * summary['final_test_accuracy']:.2f}% (best "
-          f"{100 * best_accuracy:.2f}%) after {config.epochs} epochs, {train_seconds:.0f}s of "
-          f"training, peak memory {summary['peak_memory_mib']} MiB | {run_dir}")
+          f"{100 * best_accuracy:.2f}%) after {config.epochs} epochs, "
+          f"{summary['train_seconds']:.0f}s of training, peak memory "
+          f"{summary['peak_memory_mib']} MiB | {run_dir}")
+    print(f"next: python -m minivit.evaluate {path('best.npz')}   or   "
+          f"python -m minivit.inspect {path('best.npz')} --out {path('figures')}")
     return summary
-
-
-def write_metrics(path, rows):
-    temporary = path + ".tmp"
-    with open(temporary, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(temporary, path)
-
-
-def one_line_warnings():
-    """Show warnings (e.g. a non-official archive) as one line, not with a source location."""
-    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
 
 
 def main(argv=None):
     args, config = parse_args(argv)
-    one_line_warnings()
     run_dir = args.resume
-    try:
+
+    def start():
+        nonlocal config, run_dir
         if args.resume:
-            config_path = os.path.join(args.resume, "config.json")
             if not os.path.exists(os.path.join(args.resume, "last.npz")):
-                raise FileNotFoundError(f"nothing to resume in {args.resume!r}: no last.npz there")
-            with open(config_path) as f:
-                config = TrainConfig(**json.load(f))
-            run_dir = args.resume
+                raise MissingFile(f"nothing to resume in {args.resume!r}: no last.npz there")
+            last = os.path.join(args.resume, "last.npz")
+            config = config_from(read_training(last).config, last)
         else:
-            name = args.name or (f"{config.dataset.replace(':', '-').replace('/', '-')}-"
-                                 f"{config.model.replace('/', '-')}-{time.strftime('%Y%m%d-%H%M%S')}")
+            what = "finetune" if config.init else config.model.replace("/", "-")
+            name = args.name or (f"{config.dataset.replace(':', '-').replace('/', '-')}-{what}-"
+                                 f"{time.strftime('%Y%m%d-%H%M%S')}")
             run_dir = os.path.join(config.out, name)
             if config.init and args.normalize is None:  # feed what the weights were trained on
                 config = dataclasses.replace(config, normalize=trained_normalization(config.init))
-        train(config, run_dir, resume=bool(args.resume),
-              command=" ".join(["python -m minivit.train"] + sys.argv[1:]))
-    except KeyboardInterrupt:
-        sys.exit(f"\nstopped; continue with: python -m minivit.train --resume {run_dir}")
-    except (DataError, backend.DeviceError, minivit.CheckpointError, FileNotFoundError,
-            Diverged, ValueError) as error:
-        sys.exit(f"error: {error}")
+        return train(config, run_dir, resume=bool(args.resume),
+                     command=" ".join(["python -m minivit.train"] + sys.argv[1:]))
+
+    return cli.run(start, interrupted=lambda: f"stopped; continue with: python -m minivit.train "
+                                              f"--resume {run_dir}")
 
 
 if __name__ == "__main__":

@@ -131,7 +131,7 @@ def test_blas_gets_one_core_per_thread_and_its_own_back_after():
 
 def test_evaluate_gives_the_same_with_any_number_of_threads():
     from minivit.data import load_dataset
-    from minivit.train import evaluate
+    from minivit.evaluation import evaluate
     data = load_dataset("digits")
     minivit.manual_seed(0)
     model = ViT(image_size=8, patch_size=2, in_channels=1, dim=16, depth=1, heads=2, mlp_dim=32,

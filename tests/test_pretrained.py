@@ -13,9 +13,10 @@ import pytest
 import minivit
 from minivit import CheckpointError
 from minivit.model import resize_pos_embed
-from minivit.pretrained import (bfloat16_to_float32, from_pretrained, minivit_to_timm,
-                                official_to_minivit, read_safetensors, safetensors_metadata,
-                                save_pretrained, write_safetensors)
+from minivit.pretrained import (from_pretrained, minivit_to_timm, official_to_minivit,
+                                save_pretrained)
+from minivit.safetensors import (bfloat16_to_float32, read_safetensors, safetensors_metadata,
+                                 write_safetensors)
 
 # A tiny ViT: 16 px images, 4 px patches (a 4 x 4 grid), width 16, 2 heads of 8, 2 blocks, 5 classes
 SIZE, P, C, D, H, M, DEPTH, K = 16, 4, 3, 16, 2, 32, 2, 5

@@ -12,10 +12,11 @@ folder) raises DataError with a one-line message that says what to do.
 from minivit.data.augment import (cutmix, horizontal_flip, mixup, normalize,
                                   random_crop, random_erasing, resize)
 from minivit.data.cifar import load_cifar
-from minivit.data.dataset import DataError, Dataset
+from minivit.data.dataset import Dataset
 from minivit.data.digits import load_digits
 from minivit.data.folder import load_folder
 from minivit.data.loader import Augment, batches
+from minivit.errors import DataError
 
 NAMES = ("digits", "cifar10", "cifar100", "cifar10:ARCHIVE", "cifar100:ARCHIVE", "folder:PATH")
 NATIVE_SIZE = {"digits": 8, "cifar10": 32, "cifar100": 32}

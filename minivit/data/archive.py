@@ -11,7 +11,7 @@ import tarfile
 import zlib
 from pathlib import Path
 
-from minivit.data.dataset import DataError
+from minivit.errors import DataError
 
 # What a truncated or damaged .tar.gz raises while it is read.
 CORRUPT = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)

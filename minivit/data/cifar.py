@@ -24,10 +24,10 @@ import numpy as np
 
 from minivit.checkpoint import load_arrays, save_arrays
 from minivit.data.archive import safe_extract
-from minivit.data.dataset import DataError, Dataset
+from minivit.data.dataset import Dataset
 from minivit.data.download import DownloadError, download, md5sum
 from minivit.data.unpickle import load_pickle
-from minivit.nn import CheckpointError
+from minivit.errors import CheckpointError, DataError
 
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz"
 URL_VARIABLE = "MINIVIT_CIFAR_URL"

@@ -1,11 +1,11 @@
-"""A labelled image data set held in memory, and the error every data-set problem raises."""
+"""A labelled image data set held in memory, with the statistics its batches are normalised by."""
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from minivit.errors import DataError
 
-class DataError(Exception):
-    """A data set cannot be loaded; the message says what to do about it."""
+NORMALIZATIONS = ("dataset", "half")
 
 
 @dataclass
@@ -29,6 +29,16 @@ class Dataset:
 
     def __post_init__(self):
         self.mean, self.std = channel_stats(self.train_images)
+
+    def normalization(self, kind="dataset"):
+        """The per-channel (mean, std), in [0, 1] pixel units, that batches are normalised with:
+        'dataset': this data set's own statistics (each channel to mean 0, std 1);
+        'half': 0.5 and 0.5, pixels to [-1, 1], as the official and timm weights were trained."""
+        if kind not in NORMALIZATIONS:
+            raise DataError(f"unknown normalisation {kind!r}: use {' or '.join(NORMALIZATIONS)}")
+        if kind == "half":
+            return (0.5,) * len(self.mean), (0.5,) * len(self.std)
+        return self.mean, self.std
 
 
 def channel_stats(images):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from minivit.data.dataset import DataError
+from minivit.errors import DataError
 
 ATTEMPTS = 3
 RETRY_DELAY_S = 2.0  # before the second attempt; doubled before each later one

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from minivit.data.dataset import DataError, Dataset
+from minivit.data.dataset import Dataset
+from minivit.errors import DataError
 
 SUFFIXES = (".png", ".jpg", ".jpeg")
 LAYOUT = "PATH/train/CLASS/*.png and PATH/test/CLASS/*.png, a folder for each class"

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from minivit import backend
-from minivit.data.augment import horizontal_flip, normalize, random_crop, random_erasing
-from minivit.data.dataset import DataError
+from minivit.data.augment import horizontal_flip, normalize, random_crop, random_erasing, resize
+from minivit.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -39,13 +39,15 @@ class Augment:
 
 
 def batches(images, labels, batch_size, *, mean, std, shuffle=False, rng=None, augment=None,
-            drop_last=False):
+            drop_last=False, size=None):
     """Yield (x, y) batches for one pass over the data.
 
-    images: (N C H W) uint8, NumPy or CuPy; labels: (N) integers (moved to the images' device).
+    images: (N C H W) uint8, NumPy or CuPy; labels: (N) integers (moved to the images' device),
+    or None (then y is None).
     x: (B C H W) float32, normalised with the per-channel `mean` and `std` (in [0, 1] units, as in
     Dataset); y: (B) labels; on the images' device. B = batch_size, except a smaller last batch
-    (dropped with drop_last=True).
+    (dropped with drop_last=True). size: the side S the model takes; the batch is resized to
+    S x S (bilinear) after augmentation, so x is (B C S S) (default: the images' own size).
     shuffle: visit the images in a random order. augment: an Augment, a preset name ("none",
     "basic", "strong") or None. rng: the NumPy Generator for the order and the augmentations
     (default: minivit's seeded generator), so a seed fixes the batches.
@@ -55,7 +57,7 @@ def batches(images, labels, batch_size, *, mean, std, shuffle=False, rng=None, a
     if isinstance(augment, str):
         augment = Augment.named(augment, images.shape[-1])
     augment = augment or Augment()
-    labels = xp.asarray(labels)
+    labels = None if labels is None else xp.asarray(labels)
     order = rng.permutation(len(images)) if shuffle else np.arange(len(images))
     end = len(order) - len(order) % batch_size if drop_last else len(order)
     for start in range(0, end, batch_size):
@@ -68,4 +70,6 @@ def batches(images, labels, batch_size, *, mean, std, shuffle=False, rng=None, a
         x = normalize(x, mean, std)
         if augment.erase:
             x = random_erasing(x, rng, p=augment.erase)
-        yield x, labels[index]
+        if size is not None:
+            x = resize(x, size)
+        yield x, None if labels is None else labels[index]

@@ -1,5 +1,5 @@
 """Elementwise arithmetic with NumPy broadcasting, and the elementwise functions the composed
-layers are built from. Shapes: any; `x` and `y` broadcast to the output's shape."""
+layers are built from. Shapes: any; the two operands `a` and `b` broadcast to the output's shape."""
 import math
 
 from minivit.backend import erf as erf_array
@@ -21,49 +21,49 @@ def sum_to(grad, shape):
 
 
 class Add(Function):
-    """y = x + w.  dy/dx = dy/dw = 1, so both get the upstream gradient (summed to shape)."""
+    """y = a + b.  dy/da = dy/db = 1, so both get the upstream gradient (summed to shape)."""
 
-    def forward(self, x, w):
-        return x + w
+    def forward(self, a, b):
+        return a + b
 
     def backward(self, grad):
-        x, w = self.inputs
-        return sum_to(grad, x.shape), sum_to(grad, w.shape)
+        a, b = self.inputs
+        return sum_to(grad, a.shape), sum_to(grad, b.shape)
 
 
 class Sub(Function):
-    """y = x - w.  dy/dx = 1, dy/dw = -1."""
+    """y = a - b.  dy/da = 1, dy/db = -1."""
 
-    def forward(self, x, w):
-        return x - w
+    def forward(self, a, b):
+        return a - b
 
     def backward(self, grad):
-        x, w = self.inputs
-        return sum_to(grad, x.shape), sum_to(-grad, w.shape)
+        a, b = self.inputs
+        return sum_to(grad, a.shape), sum_to(-grad, b.shape)
 
 
 class Mul(Function):
-    """y = x * w.  dy/dx = w, dy/dw = x (the product rule, entry by entry)."""
+    """y = a * b.  dy/da = b, dy/db = a (the product rule, entry by entry)."""
 
-    def forward(self, x, w):
-        return x * w
+    def forward(self, a, b):
+        return a * b
 
     def backward(self, grad):
-        x, w = self.inputs
-        return sum_to(grad * w.data, x.shape), sum_to(grad * x.data, w.shape)
+        a, b = self.inputs
+        return sum_to(grad * b.data, a.shape), sum_to(grad * a.data, b.shape)
 
 
 class Div(Function):
-    """y = x / w.  dy/dx = 1/w, dy/dw = -x/w^2 = -y/w."""
+    """y = a / b.  dy/da = 1/b, dy/db = -a/b^2 = -y/b."""
 
-    def forward(self, x, w):
-        self.y = x / w
+    def forward(self, a, b):
+        self.y = a / b
         return self.y
 
     def backward(self, grad):
-        x, w = self.inputs
-        gx = grad / w.data
-        return sum_to(gx, x.shape), sum_to(-gx * self.y, w.shape)
+        a, b = self.inputs
+        ga = grad / b.data
+        return sum_to(ga, a.shape), sum_to(-ga * self.y, b.shape)
 
 
 class Neg(Function):

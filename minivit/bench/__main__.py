@@ -10,14 +10,14 @@ it each reached (model FLOP utilisation), and peak memory. --profile breaks a st
 """
 import argparse
 import json
-import sys
 import time
 from collections import defaultdict
 
 import numpy as np
 
-from minivit import backend, ops, parallel
+from minivit import backend, cli, memory, ops, parallel
 from minivit.engine import Function
+from minivit.errors import ConfigError
 from minivit.model import CONFIGS, ViT
 from minivit.optim import AdamW, param_groups
 
@@ -82,7 +82,7 @@ class Torch:
 
     def __init__(self, ours, device, threads):
         import torch
-        from minivit.torch_reference import torch_twin
+        from minivit.bench.torch_twin import torch_twin
         self.torch = torch
         torch.set_num_threads(threads)
         self.device = "cuda" if device == "gpu" else "cpu"
@@ -164,12 +164,12 @@ def profile_step(runner, steps=3):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m minivit.bench", description=__doc__.split("\n\n")[1],
+    parser = cli.ArgumentParser(prog="python -m minivit.bench", description=__doc__.split("\n\n")[1],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model", default="C-Ti/4", help=f"one of {', '.join(CONFIGS)}")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--image-size", type=int, help="default: the model's")
-    parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    cli.add_device(parser)
     parser.add_argument("--threads", type=int, default=parallel.cpu_count(),
                         help="CPU threads, for minivit (the batch split between them) and PyTorch")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per measurement")
@@ -178,25 +178,32 @@ def main(argv=None):
     parser.add_argument("--profile", action="store_true", help="time each op of a training step")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    try:
-        backend.check_device(args.device)
-        if args.model not in CONFIGS:
-            raise ValueError(f"unknown config {args.model!r}; choose one of {', '.join(CONFIGS)}")
-        if args.threads < 1:
-            raise ValueError(f"--threads must be 1 or more, not {args.threads}")
-    except (backend.DeviceError, ValueError) as error:
-        sys.exit(f"error: {error}")
+    for name in ("batch_size", "threads", "steps"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be 1 or more, not {getattr(args, name)}")
+    if args.image_size is not None and args.image_size < 1:
+        parser.error(f"--image-size must be 1 or more, not {args.image_size}")
+    return cli.run(lambda: bench(args))
 
+
+def bench(args):
+    """Time minivit (and PyTorch) as `args` say; print the table or JSON, return the result."""
+    backend.check_device(args.device)
+    if args.model not in CONFIGS:
+        raise ConfigError(f"unknown model {args.model!r}: choose one of {', '.join(CONFIGS)}")
     config = {**CONFIGS[args.model], "num_classes": 10}
     if args.image_size:
         config["image_size"] = args.image_size
     threads = args.threads
-    backend.keep_freed_memory()  # as minivit.train does (and for PyTorch, in the same process)
-    ours = Minivit(config, args.batch_size, args.device, threads)
+    memory.keep_freed_memory()  # as minivit.train does (and for PyTorch, in the same process)
+    try:
+        ours = Minivit(config, args.batch_size, args.device, threads)
+    except ValueError as error:  # an image size the patch size does not divide
+        raise ConfigError(f"cannot build {args.model}: {error}") from None
     runners, names = [ours], ["minivit"]
     for _ in range(args.warmup):
         ours.train_step()
-    memory = {"minivit": backend.peak_memory_mib(args.device)}  # before PyTorch allocates anything
+    peak_memory = {"minivit": memory.peak_memory_mib(args.device)}  # before PyTorch allocates anything
     torch_note = None
     if not args.no_torch:
         try:
@@ -211,7 +218,7 @@ def main(argv=None):
     result = dict(model=args.model, batch_size=args.batch_size, image_size=config["image_size"],
                   device=args.device, threads=threads, dtype="float32",
                   forward_gflops_per_image=flops / 1e9, matmul_peak_gflops=peak / 1e9,
-                  date=time.strftime("%Y-%m-%d"), peak_memory_mib=memory, note=torch_note)
+                  date=time.strftime("%Y-%m-%d"), peak_memory_mib=peak_memory, note=torch_note)
     for name, t_train, t_forward in zip(names, train, forward):
         result[name] = dict(train_images_per_second=args.batch_size / t_train,
                             forward_images_per_second=args.batch_size / t_forward,
@@ -236,7 +243,7 @@ def main(argv=None):
     if "train_ratio" in result:
         print(f"minivit / pytorch: train {result['train_ratio']:.2f}x, forward "
               f"{result['forward_ratio']:.2f}x")
-    print(f"peak memory of minivit alone: {memory['minivit']:.0f} MiB")
+    print(f"peak memory of minivit alone: {peak_memory['minivit']:.0f} MiB")
     if torch_note:
         print(torch_note)
     if args.profile:

@@ -1,13 +1,16 @@
 """minivit's ViT written in PyTorch: the reference that the parity tests and the benchmark
-compare against. Never imported by minivit itself (PyTorch is not a dependency of minivit).
+compare against. Imported only by them (PyTorch is not a dependency of minivit).
 
-The parameter names are minivit's, so weights map one to one: Linear weights transposed (torch
-stores (Dout Din)), and the patch projection as the official P x P stride-P convolution.
+The parameter names are timm's, which are minivit's, and so are the layouts: weights move
+between the two with minivit.pretrained's timm conversion (Linear weights transposed, the patch
+projection as the official P x P stride-P convolution).
 """
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from minivit.pretrained import minivit_to_timm, timm_to_minivit
 
 
 def split_heads(qkv, heads):
@@ -96,34 +99,21 @@ class TorchViT(nn.Module):
         return self.head(x[:, 0] if self.pool == "cls" else x.mean(dim=1))
 
 
-def conv_kernel(weight, patch, channels):
-    """The patch projection (P*P*C D), rows ordered (p1 p2 c), as a conv2d kernel (D C P P)."""
-    return weight.reshape(patch, patch, channels, -1).transpose(3, 2, 0, 1)
-
-
-def to_torch_layout(name, array, patch):
-    """A minivit parameter as torch stores it: Linear weights (Din Dout) -> (Dout Din)."""
-    if name == "patch_embed.proj.weight":
-        return conv_kernel(array, patch, array.shape[0] // patch ** 2)
-    return array.T if array.ndim == 2 else array
-
-
-def to_minivit_layout(name, array):
-    """The inverse of to_torch_layout (used on torch's gradients)."""
-    if name == "patch_embed.proj.weight":                              # D C P P -> (p1 p2 c) D
-        return array.transpose(2, 3, 1, 0).reshape(-1, array.shape[0])
-    return array.T if array.ndim == 2 else array
-
-
 def torch_twin(model):
     """A TorchViT holding copies of a minivit model's parameters, in their dtype."""
-    ours = {name: p.numpy() for name, p in model.named_parameters()}
+    weights = minivit_to_timm(model)
     dtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[
-        next(iter(ours.values())).dtype]
+        next(iter(weights.values())).dtype]
     twin = TorchViT(**{**model.config, "dropout": 0.0}).to(dtype)
     theirs = dict(twin.named_parameters())
-    assert theirs.keys() == ours.keys(), "the two architectures should have the same parameters"
+    assert theirs.keys() == weights.keys(), "the two architectures should have the same parameters"
     with torch.no_grad():
         for name, p in theirs.items():
-            p.copy_(torch.tensor(to_torch_layout(name, ours[name], model.config["patch_size"])))
+            p.copy_(torch.tensor(weights[name]))
     return twin
+
+
+def gradients_to_minivit(twin, heads):
+    """The twin's parameter gradients {name: array} in minivit's layout."""
+    grads = {name: p.grad.numpy() for name, p in twin.named_parameters()}
+    return timm_to_minivit(grads, heads)[0]

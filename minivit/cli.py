@@ -1,0 +1,39 @@
+"""What every command-line tool shares: its parser, the --device option and one-line errors.
+
+Each tool (`python -m minivit.train`, evaluate, inspect, bench) is a module of its own that
+imports none of the others; they meet here. `run(main)` calls a tool's main and turns a
+minivit.Error (or running out of memory, or Ctrl-C) into one line on stderr and an exit code
+of 1, never a traceback; a flag that cannot be parsed gets one line too, and exits with 2.
+"""
+import argparse
+import sys
+import warnings
+
+from minivit.backend import DEVICES
+from minivit.errors import Error
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, whose errors are one line (not the whole usage) that points to --help."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def add_device(parser):
+    parser.add_argument("--device", choices=DEVICES, default="cpu",
+                        help="cpu (NumPy) or gpu (CuPy)")
+
+
+def run(main, interrupted="stopped"):
+    """main() with one-line errors. `interrupted`: what to print on Ctrl-C (e.g. how to resume),
+    or a function that returns it."""
+    warnings.formatwarning = lambda message, *args, **kwargs: f"warning: {message}\n"
+    try:
+        return main()
+    except KeyboardInterrupt:
+        sys.exit(f"\n{interrupted() if callable(interrupted) else interrupted}")
+    except MemoryError:
+        sys.exit("error: out of memory: try a smaller --batch-size (or a smaller model)")
+    except Error as error:
+        sys.exit(f"error: {error}")

@@ -1,0 +1,49 @@
+"""Evaluation: a trained model run over a data set, in eval mode, recording no graph.
+
+One loop serves every reader of a model: the test loss and accuracy after each epoch
+(`evaluate`), the frozen features of few-shot linear evaluation (minivit.linear_eval) and the
+attention maps of minivit.analysis all go through `in_eval_mode` and `outputs`.
+"""
+import contextlib
+
+from minivit import backend, ops, parallel
+from minivit.data.loader import batches
+from minivit.engine import no_grad
+
+
+@contextlib.contextmanager
+def in_eval_mode(model):
+    """Inside this block the model is in eval mode (no dropout) and ops record no graph;
+    the model's training mode is restored after it."""
+    training = model.training
+    model.eval()
+    try:
+        with no_grad():
+            yield model
+    finally:
+        model.train(training)
+
+
+def outputs(model, images, labels=None, *, mean, std, batch_size=256, forward=None):
+    """Yield (forward(x), y) for each batch of uint8 `images` (N C H W) and their `labels` (or
+    None): x normalised with the per-channel `mean` and `std` and at the model's image size, on
+    the images' device, the model in eval mode with no graph. forward: default model(x).data."""
+    forward = forward or (lambda x: model(x).data)
+    with in_eval_mode(model):
+        for x, y in batches(images, labels, batch_size, mean=mean, std=std,
+                            size=getattr(model, "image_size", None)):
+            yield forward(x), y
+
+
+def evaluate(model, images, labels, mean, std, threads=0, batch_size=256):
+    """(mean cross-entropy, accuracy, predicted labels as NumPy) of a model on uint8 `images`
+    (N C H W) with integer `labels` (N), each batch split between `threads` CPU threads."""
+    total_loss, predictions = 0.0, []
+    with parallel.blas_per_thread(threads):
+        for logits, y in outputs(model, images, labels, mean=mean, std=std, batch_size=batch_size,
+                                 forward=lambda x: parallel.predict(model, x, threads)):
+            total_loss += ops.cross_entropy(logits, y).item() * len(y)
+            predictions.append(logits.argmax(axis=1))
+    predicted = backend.get_array_module(labels).concatenate(predictions)
+    correct = backend.to_device(predicted == labels, "cpu")
+    return total_loss / len(labels), float(correct.mean()), backend.to_device(predicted, "cpu")
