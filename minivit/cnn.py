@@ -158,12 +158,11 @@ class HybridViT(ViT):
     def __init__(self, image_size=32, in_channels=3, num_classes=10, stem_widths=(32, 64),
                  stem_depth=1, groups=8, dim=96, depth=4, heads=3, mlp_dim=192, dropout=0.0,
                  pool="cls", gelu="tanh", eps=1e-6):
-        super().__init__(image_size=image_size, patch_size=2 ** len(stem_widths),
+        embed = HybridEmbed(image_size, in_channels, dim, stem_widths, stem_depth, groups)
+        super().__init__(image_size=image_size, patch_size=embed.patch_size,
                          in_channels=in_channels, num_classes=num_classes, dim=dim, depth=depth,
                          heads=heads, mlp_dim=mlp_dim, dropout=dropout, pool=pool, gelu=gelu,
-                         eps=eps)
-        self.patch_embed = HybridEmbed(image_size, in_channels, dim, stem_widths, stem_depth,
-                                       groups)
+                         eps=eps, embed=embed)
         self.architecture = dict(in_channels=in_channels, num_classes=num_classes,
                                  stem_widths=tuple(stem_widths), stem_depth=stem_depth,
                                  groups=groups, dim=dim, depth=depth, heads=heads,

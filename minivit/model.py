@@ -90,10 +90,12 @@ class ViT(Module):
     tokens instead and, as in the official code, then has no class token.
     gelu='tanh' is the approximation the paper's own (JAX) code used, and the default here: on the
     CPU it is ~40x cheaper than SciPy's erf. gelu='erf' is the exact GELU that timm uses.
+    embed: another token embedding in place of PatchEmbed (the hybrid's CNN stem, minivit.cnn).
     """
 
     def __init__(self, image_size=224, patch_size=16, in_channels=3, num_classes=1000, dim=768,
-                 depth=12, heads=12, mlp_dim=3072, dropout=0.0, pool="cls", gelu="tanh", eps=1e-6):
+                 depth=12, heads=12, mlp_dim=3072, dropout=0.0, pool="cls", gelu="tanh", eps=1e-6,
+                 embed=None):
         if image_size % patch_size:
             raise ValueError(f"image size {image_size} is not divisible by patch size {patch_size}")
         if dim % heads:
@@ -104,7 +106,7 @@ class ViT(Module):
                                  num_classes=num_classes, dim=dim, depth=depth, heads=heads,
                                  mlp_dim=mlp_dim, dropout=dropout, pool=pool, gelu=gelu, eps=eps)
         self.pool = pool
-        self.patch_embed = PatchEmbed(image_size, patch_size, in_channels, dim)
+        self.patch_embed = embed or PatchEmbed(image_size, patch_size, in_channels, dim)
         tokens = self.patch_embed.grid ** 2 + (pool == "cls")
         self.cls_token = Parameter(np.zeros((1, 1, dim), np.float32)) if pool == "cls" else None
         self.pos_embed = Parameter(normal((1, tokens, dim), 0.02))

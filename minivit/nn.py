@@ -113,17 +113,29 @@ def normal(shape, std):
     return (backend.rng().standard_normal(shape) * std).astype(np.float32)
 
 
+def zeros(fan_in, fan_out):
+    return np.zeros((fan_in, fan_out), np.float32)
+
+
+def xavier_per_projection(fan_in, fan_out):
+    """q, k and v side by side (D 3D), each its own Xavier (D D), as the official code's three
+    Dense layers: the bound uses fan_out D, not 3D."""
+    return np.concatenate([xavier_uniform(fan_in, fan_out // 3) for _ in range(3)], axis=1)
+
+
 # --- layers --------------------------------------------------------------------------------
 
 class Linear(Module):
     """y = x W + b.  x: (... Din) -> y: (... Dout).  W is stored (Din Dout), as in the JAX
-    checkpoints. init: 'xavier' (uniform), 'lecun' (truncated normal) or 'zeros'."""
+    checkpoints. init: 'xavier' (uniform), 'lecun' (truncated normal), 'zeros', or 'qkv' (see
+    xavier_per_projection). The bias starts at zero, or normal with std `bias_std` (> 0)."""
 
-    def __init__(self, in_features, out_features, bias=True, init="xavier"):
-        initialisers = {"xavier": xavier_uniform, "lecun": lecun_normal,
-                        "zeros": lambda i, o: np.zeros((i, o), np.float32)}
+    def __init__(self, in_features, out_features, bias=True, init="xavier", bias_std=0.0):
+        initialisers = {"xavier": xavier_uniform, "lecun": lecun_normal, "zeros": zeros,
+                        "qkv": xavier_per_projection}
         self.weight = Parameter(initialisers[init](in_features, out_features))
-        self.bias = Parameter(np.zeros(out_features, np.float32)) if bias else None
+        self.bias = None if not bias else Parameter(
+            normal(out_features, bias_std) if bias_std else np.zeros(out_features, np.float32))
 
     def forward(self, x):
         return ops.linear(x, self.weight, self.bias)
@@ -154,10 +166,8 @@ class MLP(Module):
 
     def __init__(self, dim, hidden_dim, dropout=0.0, gelu="erf"):
         self.gelu = gelu
-        self.fc1 = Linear(dim, hidden_dim)
-        self.fc2 = Linear(hidden_dim, dim)
-        self.fc1.bias.data = normal(hidden_dim, 1e-6)  # the official init
-        self.fc2.bias.data = normal(dim, 1e-6)
+        self.fc1 = Linear(dim, hidden_dim, bias_std=1e-6)  # the official init
+        self.fc2 = Linear(hidden_dim, dim, bias_std=1e-6)
         self.drop = Dropout(dropout)
 
     def forward(self, x):
@@ -173,8 +183,7 @@ class MultiHeadAttention(Module):
         if dim % heads:
             raise ValueError(f"dim {dim} is not divisible by heads {heads}")
         self.heads = heads
-        self.qkv = Linear(dim, 3 * dim)
-        self.qkv.weight.data = np.concatenate([xavier_uniform(dim, dim) for _ in "qkv"], axis=1)
+        self.qkv = Linear(dim, 3 * dim, init="qkv")
         self.proj = Linear(dim, dim)
         self.keep_attention = False
         self.attention = None

@@ -17,7 +17,8 @@ This is what data-parallel training does across GPUs:
 Each thread's matrix products use one core (threadpoolctl), since the threads fill them all.
 Dropout in shard s draws from a generator of its own, seeded in order from the main one, so the
 same seed gives the same weights whichever thread finishes first.
-On the GPU, which is parallel already, or with one thread, the batch goes through in one piece.
+On the GPU, which is parallel already, or with one thread, the batch is one shard, run in the
+calling thread: the same code, with one weight of 1.
 """
 import functools
 import os
@@ -66,17 +67,20 @@ def blas_per_thread(threads=None):
 
 
 def run_in_threads(work, pieces):
-    """[work(piece) for piece in pieces], each in its own thread, BLAS on one core per thread.
-    An error in one is raised once all have finished (none is left running)."""
+    """[work(piece) for piece in pieces], each in its own thread, BLAS on one core per thread
+    (one piece: in this thread, BLAS as it is). An error in one is raised once all have
+    finished (none is left running)."""
+    if len(pieces) == 1:
+        return [work(pieces[0])]
     with blas_per_thread(len(pieces)):
         futures = [_pool(len(pieces)).submit(work, piece) for piece in pieces]
         wait(futures)
     return [future.result() for future in futures]
 
 
-def one_piece(images, threads):
-    """Whether the batch goes through whole: one thread, one image, or on the GPU."""
-    return threads <= 1 or len(images) < 2 or backend.is_gpu_array(images)
+def batch_shards(images, threads):
+    """The shards of a batch: one per thread on the CPU; the whole batch on the GPU."""
+    return shards(len(images), 1 if backend.is_gpu_array(images) else threads)
 
 
 def loss_and_gradients(model, loss_fn, images, targets, threads=None):
@@ -86,13 +90,7 @@ def loss_and_gradients(model, loss_fn, images, targets, threads=None):
     images: an array (B C H W), targets: an array (B ...); loss_fn(logits, targets) must be the
     mean over the samples. threads: 0 or None for one a core.
     """
-    threads = threads or cpu_count()
-    if one_piece(images, threads):
-        logits = model(images)
-        loss = loss_fn(logits, targets)
-        loss.backward()
-        return loss.item(), logits.data
-    pieces = shards(len(images), threads)
+    pieces = batch_shards(images, threads or cpu_count())
     seeds = backend.rng(np).integers(2 ** 63, size=len(pieces))  # one dropout generator a shard
 
     def forward_backward(i):
@@ -110,16 +108,15 @@ def loss_and_gradients(model, loss_fn, images, targets, threads=None):
     for param, grad in total.items():
         param.grad = grad if param.grad is None else param.grad + grad
     loss = sum(weight * loss for weight, (loss, _, _) in zip(weights, results))
-    return loss, np.concatenate([logits for _, logits, _ in results])
+    xp = backend.get_array_module(images)
+    return loss, xp.concatenate([logits for _, logits, _ in results])
 
 
 def predict(model, images, threads=None):
     """model(images).data (B K) without a graph, the batch (an array) split over threads like a
     training step. (A block's `keep_attention` would keep one shard's attention: call the model
     itself for that, as minivit.analysis does.)"""
-    threads = threads or cpu_count()
+    pieces = batch_shards(images, threads or cpu_count())
     with no_grad():  # a flag of the whole process: the threads see it too
-        if one_piece(images, threads):
-            return model(images).data
-        return np.concatenate(run_in_threads(lambda piece: model(images[piece]).data,
-                                             shards(len(images), threads)))
+        logits = run_in_threads(lambda piece: model(images[piece]).data, pieces)
+    return backend.get_array_module(images).concatenate(logits)
