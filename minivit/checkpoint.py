@@ -10,6 +10,7 @@ Two kinds of file:
       best_accuracy     the best accuracy seen so far (the one best.npz was chosen on)
       config            the run's options, as JSON (minivit.train's TrainConfig)
       model_config      the model's constructor arguments, as JSON (ViT.config)
+      metrics           the run's rows of metrics.csv up to this epoch, as JSON
 
   `write_training` and `read_training` are its only writer and reader; `pretrained` builds a
   model from one.
@@ -113,6 +114,7 @@ class TrainingCheckpoint:
     best_accuracy: float
     config: dict             # the run's options
     model_config: dict       # the model's constructor arguments
+    metrics: list = None     # one dict of numbers an epoch (None in files from before 2026-12)
 
 
 def write_training(path, checkpoint):
@@ -122,6 +124,8 @@ def write_training(path, checkpoint):
     arrays.update(epoch=checkpoint.epoch, best_accuracy=checkpoint.best_accuracy,
                   config=json.dumps(checkpoint.config),
                   model_config=json.dumps(checkpoint.model_config))
+    if checkpoint.metrics is not None:
+        arrays["metrics"] = json.dumps(checkpoint.metrics)
     save_arrays(path, arrays)
 
 
@@ -134,6 +138,7 @@ def read_training(path):
                               f"{missing[0]!r}); use a last.npz or best.npz of a run directory")
     try:
         config, model_config = (json.loads(str(arrays[k])) for k in ("config", "model_config"))
+        metrics = json.loads(str(arrays["metrics"])) if "metrics" in arrays else None
         epoch, best = int(arrays["epoch"]), float(arrays["best_accuracy"])
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"{path} has a corrupt training record ({error})") from None
@@ -143,7 +148,8 @@ def read_training(path):
         model={k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")},
         optimizer={k[len("optimizer/"):]: v for k, v in arrays.items()
                    if k.startswith("optimizer/")},
-        epoch=epoch, best_accuracy=best, config=config, model_config=model_config)
+        epoch=epoch, best_accuracy=best, config=config, model_config=model_config,
+        metrics=metrics)
 
 
 def is_training_checkpoint(path):

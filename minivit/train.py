@@ -16,6 +16,8 @@ import math
 import os
 import sys
 import time
+import warnings
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -31,10 +33,11 @@ from minivit.optim import SGD, AdamW, clip_grad_norm, param_groups, warmup_cosin
 from minivit.pretrained import from_pretrained, trained_normalization
 
 
-def option(default, help, choices=None, minimum=None):
-    """A TrainConfig field with its command-line help, allowed values and least value."""
-    return dataclasses.field(default=default,
-                             metadata=dict(help=help, choices=choices, minimum=minimum))
+def option(default, help, choices=None, minimum=None, below=None):
+    """A TrainConfig field with its command-line help, its allowed values or range: at least
+    `minimum` and (if given) below `below`."""
+    return dataclasses.field(default=default, metadata=dict(help=help, choices=choices,
+                                                            minimum=minimum, below=below))
 
 
 @dataclasses.dataclass
@@ -54,7 +57,7 @@ class TrainConfig:
                        choices=["cls", "gap"])
     gelu: str = option("tanh", "tanh (the paper's code) or erf (exact, as timm)",
                        choices=["tanh", "erf"])
-    dropout: float = option(0.0, "dropout rate", minimum=0.0)
+    dropout: float = option(0.0, "dropout rate", minimum=0.0, below=1.0)
     init: str = option(None, "start from these weights (fine-tuning: a new zero head, position "
                        "embeddings interpolated): a minivit.train checkpoint, an official .npz or "
                        "a timm .safetensors")
@@ -65,7 +68,8 @@ class TrainConfig:
     weight_decay: float = option(0.05, "decoupled weight decay (not on biases, norms, position "
                                  "embeddings, class token)", minimum=0.0)
     warmup_epochs: float = option(3, "linear warmup, then cosine decay", minimum=0.0)
-    label_smoothing: float = option(0.1, "label smoothing of the cross-entropy", minimum=0.0)
+    label_smoothing: float = option(0.1, "label smoothing of the cross-entropy", minimum=0.0,
+                                    below=1.0)
     clip_norm: float = option(1.0, "clip gradients to this global norm (0: off)", minimum=0.0)
     low_res_epochs: int = option(0, "train this many epochs first on images downsampled to "
                                  "--low-res-size (4x fewer tokens at half the size), then go on "
@@ -89,6 +93,8 @@ class TrainConfig:
 
 
 ARCHITECTURE = ("dim", "depth", "heads", "mlp_dim", "patch_size")
+# what a resumed run may change: it stays the same run, only longer, elsewhere or on another device
+RESUMABLE = ("epochs", "data_dir", "device")
 
 PRESETS = {
     # 8x8 digits, 2 px patches (16 tokens); dropout keeps 1,437 images from being memorised
@@ -110,8 +116,12 @@ PRESETS = {
 
 def parse_args(argv=None):
     """(args, TrainConfig): the preset's values, overridden by the flags given."""
+    presets = "; ".join(f"{name}: " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in values.items())
+                        for name, values in PRESETS.items())
     parser = cli.ArgumentParser(
-        prog="python -m minivit.train", description="Train a Vision Transformer with minivit.")
+        prog="python -m minivit.train", description="Train a Vision Transformer with minivit.",
+        epilog=f"A preset replaces the defaults above with its own values ({presets}). "
+               "--dataset digits with no --preset takes the digits preset.")
     parser.add_argument("--preset", choices=PRESETS, help="a named set of defaults: digits "
                         "(under a minute on a CPU), cpu-hour (CIFAR-10, 2 CPU cores, 1 h), gpu "
                         "(CIFAR-10 on one GPU), finetune (the paper's fine-tuning, with --init)")
@@ -124,16 +134,30 @@ def parse_args(argv=None):
         parser.add_argument("--" + field.name.replace("_", "-"), type=field.type, default=None,
                             choices=choices, metavar=None if choices else field.name.upper(),
                             help=help if default is None else f"{help} (default: {default})")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="train into a run directory that holds an earlier run, replacing it")
     args = parser.parse_args(argv)
-    given = {k: v for k, v in vars(args).items() if v is not None and k in TrainConfig.__annotations__}
-    for name, value in given.items():
-        minimum = TrainConfig.__dataclass_fields__[name].metadata["minimum"]
-        if minimum is not None and not value >= minimum:  # NaN fails too
-            parser.error(f"--{name.replace('_', '-')} must be at least {minimum}, not {value}")
+    args.given = {k: v for k, v in vars(args).items()
+                  if v is not None and k in TrainConfig.__annotations__}
+    for name, value in args.given.items():
+        if (problem := out_of_range(name, value)):
+            parser.error(f"--{name.replace('_', '-')} must be {problem}, not {value}")
     if args.dataset == "digits" and args.preset is None and not args.resume:
         args.preset = "digits"  # the offline first run works with no other flag
-    config = TrainConfig(**{**PRESETS.get(args.preset, {}), **given})
+    config = TrainConfig(**{**PRESETS.get(args.preset, {}), **args.given})
     return args, config
+
+
+def out_of_range(name, value):
+    """What an option's value should be, if it is not (None when it is fine)."""
+    minimum, below = (TrainConfig.__dataclass_fields__[name].metadata[k] for k in ("minimum", "below"))
+    if isinstance(value, float) and not math.isfinite(value):
+        return "a finite number"
+    if minimum is not None and value < minimum:
+        return f"at least {minimum}" + (f" and below {below}" if below is not None else "")
+    if below is not None and value >= below:
+        return f"below {below}"
+    return None
 
 
 def config_from(record, source):
@@ -302,11 +326,45 @@ def plot_curves(rows, path):
     fig.savefig(path, dpi=120)
 
 
-def save_checkpoint(path, model, optimizer, epoch, config, best_accuracy):
+def save_checkpoint(path, model, optimizer, config, best_accuracy, rows):
     write_training(path, TrainingCheckpoint(
-        model=model.state_dict(), optimizer=optimizer.state_dict(), epoch=epoch,
+        model=model.state_dict(), optimizer=optimizer.state_dict(), epoch=len(rows),
         best_accuracy=best_accuracy, config=dataclasses.asdict(config),
-        model_config=model.config))
+        model_config=model.config, metrics=rows))
+
+
+RUN_FILES = ("config.json", "metrics.csv", "summary.json", "curves.png", "last.npz", "best.npz")
+
+
+def open_run_dir(run_dir, resume, overwrite):
+    """Make `run_dir` this run's, and hold its lock until the returned file is closed.
+    A directory that holds another run is refused (unless resuming, or with overwrite=True:
+    then its run's files are deleted); so is one that another process is training into.
+    Temporary files a killed run left behind are deleted."""
+    run_dir = Path(run_dir)
+    taken = run_dir.is_dir() and any(p.name != ".lock" for p in run_dir.iterdir())
+    if taken and not resume and not overwrite:
+        raise ConfigError(f"{run_dir} already holds a run: give another --name, continue it with "
+                          f"--resume {run_dir}, or replace it with --overwrite")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock = open(run_dir / ".lock", "w")
+    except OSError as error:
+        raise ConfigError(f"cannot write the run directory {run_dir} ({error.strerror}): choose "
+                          "another --out") from None
+    try:
+        import fcntl
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except ImportError:  # not POSIX (Windows): no lock
+        pass
+    except BlockingIOError:
+        lock.close()
+        raise ConfigError(f"another minivit.train is training into {run_dir}: wait for it, or "
+                          "give this run another --name") from None
+    for path in run_dir.iterdir():
+        if ".tmp" in path.name or (overwrite and not resume and path.name in RUN_FILES):
+            path.unlink()
+    return lock
 
 
 def write_summary(run_dir, rows, config, model, best_accuracy, command):
@@ -322,15 +380,23 @@ def write_summary(run_dir, rows, config, model, best_accuracy, command):
 
 # --- the run ---------------------------------------------------------------------------------------
 
-def train(config, run_dir, resume=False, command=""):
+def train(config, run_dir, resume=False, command="", overwrite=False):
     """Train as `config` says, writing everything into `run_dir`; with resume=True, go on from
-    run_dir/last.npz. Returns the summary (also in summary.json)."""
+    run_dir/last.npz (overwrite=True: replace a run already in run_dir). Returns the summary
+    (also in summary.json)."""
+    with open_run_dir(run_dir, resume, overwrite):
+        return train_into(config, run_dir, resume, command)
+
+
+def train_into(config, run_dir, resume, command):
     config, data, model, optimizer, checkpoint = setup(config, run_dir, resume)
     memory.keep_freed_memory()
-    start_epoch, best_accuracy = (checkpoint.epoch, checkpoint.best_accuracy) if checkpoint else (0, 0.0)
-    os.makedirs(run_dir, exist_ok=True)
     path = lambda name: os.path.join(run_dir, name)  # noqa: E731
-    rows = read_metrics(path("metrics.csv"), start_epoch) if checkpoint else []
+    rows, best_accuracy = [], 0.0
+    if checkpoint:
+        best_accuracy = checkpoint.best_accuracy
+        rows = checkpoint.metrics or read_metrics(path("metrics.csv"), checkpoint.epoch)
+        write_metrics(path("metrics.csv"), rows)  # a row a crash lost after the checkpoint, back
     with open(path("config.json"), "w") as f:
         json.dump(dataclasses.asdict(config), f, indent=2)
 
@@ -344,7 +410,7 @@ def train(config, run_dir, resume=False, command=""):
     last_plot = -math.inf
     blas = parallel.blas_per_thread(config.threads)  # from here to `finally` (see minivit.parallel)
     try:
-        for epoch in range(start_epoch, config.epochs):
+        for epoch in range(len(rows), config.epochs):
             if epoch == config.low_res_epochs and model.image_size != config.image_size:
                 model.resize(config.image_size)  # from here on at full resolution
                 optimizer.forget(model.pos_embed)
@@ -363,9 +429,9 @@ def train(config, run_dir, resume=False, command=""):
                              seconds=seconds, images_per_second=seen / seconds))
             best = test_accuracy > best_accuracy
             best_accuracy = max(best_accuracy, test_accuracy)
-            save_checkpoint(path("last.npz"), model, optimizer, epoch + 1, config, best_accuracy)
+            save_checkpoint(path("last.npz"), model, optimizer, config, best_accuracy, rows)
             if best:
-                save_checkpoint(path("best.npz"), model, optimizer, epoch + 1, config, best_accuracy)
+                save_checkpoint(path("best.npz"), model, optimizer, config, best_accuracy, rows)
             write_metrics(path("metrics.csv"), rows)
             if time.perf_counter() - last_plot > 20:  # a plot costs ~0.3 s: not after every short epoch
                 plot_curves(rows, path("curves.png"))
@@ -387,6 +453,25 @@ def train(config, run_dir, resume=False, command=""):
     return summary
 
 
+def resumed_config(run_dir, given):
+    """The config of the run in `run_dir`, with the flags `given` that a resumed run may change
+    (RESUMABLE) applied; the others are named in a warning and left as the run had them."""
+    last = os.path.join(run_dir, "last.npz")
+    if not os.path.exists(last):
+        raise MissingFile(f"nothing to resume in {run_dir!r}: no last.npz there")
+    checkpoint = read_training(last)
+    config = config_from(checkpoint.config, last)
+    ignored = [f"--{k.replace('_', '-')}" for k in given if k not in RESUMABLE]
+    if ignored:
+        warnings.warn(f"--resume continues the run as it was configured: ignoring "
+                      f"{', '.join(ignored)} (a resumed run may change only "
+                      f"{', '.join('--' + k.replace('_', '-') for k in RESUMABLE)})")
+    if given.get("epochs", config.epochs) < checkpoint.epoch:
+        raise ConfigError(f"--epochs {given['epochs']}: the run in {run_dir} has already "
+                          f"trained {checkpoint.epoch} epochs")
+    return dataclasses.replace(config, **{k: v for k, v in given.items() if k in RESUMABLE})
+
+
 def main(argv=None):
     args, config = parse_args(argv)
     run_dir = args.resume
@@ -394,10 +479,7 @@ def main(argv=None):
     def start():
         nonlocal config, run_dir
         if args.resume:
-            if not os.path.exists(os.path.join(args.resume, "last.npz")):
-                raise MissingFile(f"nothing to resume in {args.resume!r}: no last.npz there")
-            last = os.path.join(args.resume, "last.npz")
-            config = config_from(read_training(last).config, last)
+            config = resumed_config(args.resume, args.given)
         else:
             what = "finetune" if config.init else config.model.replace("/", "-")
             name = args.name or (f"{config.dataset.replace(':', '-').replace('/', '-')}-{what}-"
@@ -405,11 +487,15 @@ def main(argv=None):
             run_dir = os.path.join(config.out, name)
             if config.init and args.normalize is None:  # feed what the weights were trained on
                 config = dataclasses.replace(config, normalize=trained_normalization(config.init))
-        return train(config, run_dir, resume=bool(args.resume),
+        return train(config, run_dir, resume=bool(args.resume), overwrite=args.overwrite,
                      command=" ".join(["python -m minivit.train"] + sys.argv[1:]))
 
-    return cli.run(start, interrupted=lambda: f"stopped; continue with: python -m minivit.train "
-                                              f"--resume {run_dir}")
+    def interrupted():
+        if run_dir and os.path.exists(os.path.join(run_dir, "last.npz")):
+            return f"stopped; continue with: python -m minivit.train --resume {run_dir}"
+        return "stopped before the first epoch ended: nothing to resume"
+
+    return cli.run(start, interrupted=interrupted)
 
 
 if __name__ == "__main__":

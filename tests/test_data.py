@@ -432,6 +432,69 @@ def test_a_pickle_that_is_not_a_cifar_batch(tmp_path):
         load_dataset(f"cifar10:{archive}", data_dir=tmp_path / "data")
 
 
+def test_an_earlier_extraction_is_never_read(tmp_path):
+    """An archive that lacks a member is refused even when a good archive was unpacked into the
+    same data dir before: each archive is unpacked afresh, and nothing stays behind."""
+    data_dir = tmp_path / "data"
+    good, _, _ = tiny_cifar10(tmp_path / "good.tar.gz")
+    with pytest.warns(UserWarning):
+        load_dataset(f"cifar10:{good}", data_dir=data_dir)
+    assert sorted(p.name for p in data_dir.iterdir()) == ["cifar-10-python.npz"]
+    files, _, _ = cifar10_files(seed=1)
+    del files["cifar-10-batches-py/test_batch"]
+    broken = write_tar(tmp_path / "broken.tar.gz", files)
+    with pytest.warns(UserWarning), pytest.raises(DataError, match="has no cifar-10-batches-py/test_batch"):
+        load_dataset(f"cifar10:{broken}", data_dir=data_dir)
+    assert sorted(p.name for p in data_dir.iterdir()) == ["cifar-10-python.npz"]
+
+
+def test_an_archive_cannot_plant_files_or_a_cache(tmp_path):
+    """Members other than the CIFAR pickles are not unpacked: not a cache of made-up images
+    beside the real one, nor anything else."""
+    files, data, _ = cifar10_files()
+    fake = io.BytesIO()
+    np.savez(fake, train_images=np.zeros((1, 3, 32, 32), np.uint8))
+    files["cifar-10-python.npz"] = fake.getvalue()
+    files["cifar-10-batches-py/extra.txt"] = b"planted"
+    archive = write_tar(tmp_path / "extra.tar.gz", files)
+    with pytest.warns(UserWarning):
+        loaded = load_dataset(f"cifar10:{archive}", data_dir=tmp_path / "data")
+    assert loaded.train_images.shape == (5 * PER_BATCH, 3, 32, 32)
+    np.testing.assert_array_equal(loaded.test_images.reshape(PER_BATCH, -1), data[5 * PER_BATCH:])
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["cifar-10-python.npz"]
+
+
+def test_an_archive_that_would_unpack_too_much_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(cifar, "MAX_UNPACKED", 10_000)  # the tiny archive's members hold more
+    archive, _, _ = tiny_cifar10(tmp_path / "big.tar.gz")
+    with pytest.warns(UserWarning), pytest.raises(DataError, match="would unpack to .* bytes"):
+        load_dataset(f"cifar10:{archive}", data_dir=tmp_path / "data")
+    assert not any((tmp_path / "data").iterdir())
+
+
+def test_an_archive_of_too_many_members_is_refused(tmp_path):
+    files = {f"junk/{i}": b"" for i in range(1001)}
+    archive = write_tar(tmp_path / "many.tar.gz", files)
+    with pytest.raises(DataError, match="more than 1000 members"):
+        safe_extract(archive, tmp_path / "data")
+
+
+@pytest.mark.parametrize("labels, message", [
+    ([10] * PER_BATCH, "labels from 0 to 9"),
+    ([-1] * PER_BATCH, "labels from 0 to 9"),
+    ([1] * (PER_BATCH - 1), "labels from 0 to 9"),
+    (b"x" * PER_BATCH, "labels from 0 to 9"),
+    (7, "labels from 0 to 9"),
+])
+def test_labels_out_of_range_or_of_the_wrong_kind_are_refused(tmp_path, labels, message):
+    files, data, _ = cifar10_files()
+    batch = {Py2Str(b"data"): data[:PER_BATCH], Py2Str(b"labels"): labels}
+    files["cifar-10-batches-py/data_batch_3"] = py2_pickle(batch)
+    archive = write_tar(tmp_path / "labels.tar.gz", files)
+    with pytest.warns(UserWarning), pytest.raises(DataError, match=message):
+        load_dataset(f"cifar10:{archive}", data_dir=tmp_path / "data")
+
+
 # --- image folders -----------------------------------------------------------------------------
 
 def write_images(root, counts, size=(12, 10)):

@@ -12,10 +12,14 @@ Where the archive comes from, in order:
   3. A download from the official site into DATA_DIR, checked against the official MD5. The
      environment variable MINIVIT_CIFAR_URL replaces the site's base URL (a mirror, a local
      http:// server or a file:// folder); the file must still have the official checksum.
-The archive is unpacked into DATA_DIR, and the decoded arrays are cached in DATA_DIR as an .npz
-that records the archive's MD5, so a second load skips the unpacking and decoding.
+Only the members a CIFAR archive should have are unpacked, into a new temporary folder inside
+DATA_DIR that is deleted once they are decoded: nothing an earlier archive left behind is ever
+read, and an archive cannot write anything else into DATA_DIR. The decoded arrays are cached in
+DATA_DIR as an .npz that records the archive's MD5, so a second load of the same archive skips
+the unpacking and decoding.
 """
 import os
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +35,7 @@ from minivit.errors import CheckpointError, DataError
 
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz"
 URL_VARIABLE = "MINIVIT_CIFAR_URL"
+MAX_UNPACKED = 400 * 2 ** 20  # the members of either archive hold about 180 MB
 
 
 @dataclass(frozen=True)
@@ -46,16 +51,20 @@ class Archive:
     meta: str               # the pickle holding the class names
     label_key: bytes
     names_key: bytes
+    classes: int
+
+    def members(self):
+        return {f"{self.folder}/{name}" for name in (*self.train, *self.test, self.meta)}
 
 
 ARCHIVES = {
     "cifar10": Archive("cifar10", "CIFAR-10", "cifar-10-python.tar.gz",
                        "c58f30108f718f92721af3b95e74349a", "cifar-10-batches-py",
                        tuple(f"data_batch_{i}" for i in range(1, 6)), ("test_batch",),
-                       "batches.meta", b"labels", b"label_names"),
+                       "batches.meta", b"labels", b"label_names", 10),
     "cifar100": Archive("cifar100", "CIFAR-100", "cifar-100-python.tar.gz",
                         "eb9058c3a382ffc7106e4002c42a8d85", "cifar-100-python", ("train",),
-                        ("test",), "meta", b"fine_labels", b"fine_label_names"),
+                        ("test",), "meta", b"fine_labels", b"fine_label_names", 100),
 }
 
 
@@ -63,6 +72,8 @@ def load_cifar(name, data_dir="data", archive=None, download=True):
     """CIFAR-10 (name "cifar10") or CIFAR-100 ("cifar100") as a Dataset of (N 3 32 32) uint8
     images, from the archive `archive`, or the one in `data_dir`, or downloaded (see above)."""
     spec, data_dir = ARCHIVES[name], Path(data_dir)
+    if data_dir.exists() and not data_dir.is_dir():
+        raise DataError(f"the data directory {data_dir} is a file: give a folder with --data-dir")
     path, md5 = find_archive(spec, data_dir, archive, download)
     cache = data_dir / spec.filename.replace(".tar.gz", ".npz")
     arrays = read_cache(cache, md5)
@@ -119,13 +130,20 @@ def read_cache(cache, md5):
 
 
 def decode(spec, archive, data_dir):
-    """Unpack `archive` into `data_dir` and read its pickles into arrays."""
-    safe_extract(archive, data_dir)
-    folder = data_dir / spec.folder
-    train_images, train_labels = read_batches(spec, [folder / name for name in spec.train])
-    test_images, test_labels = read_batches(spec, [folder / name for name in spec.test])
-    meta = read_pickle(folder / spec.meta, [spec.names_key])
-    classes = np.array([n.decode() if isinstance(n, bytes) else n for n in meta[spec.names_key]])
+    """Unpack the expected members of `archive` into a new temporary folder in `data_dir`, read
+    its pickles into arrays, and delete the folder."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=data_dir, prefix=".unpacking-") as scratch:
+        safe_extract(archive, scratch, only=spec.members(), max_bytes=MAX_UNPACKED)
+        folder = Path(scratch) / spec.folder
+        train_images, train_labels = read_batches(spec, [folder / name for name in spec.train])
+        test_images, test_labels = read_batches(spec, [folder / name for name in spec.test])
+        names = read_pickle(folder / spec.meta, [spec.names_key])[spec.names_key]
+    if not (isinstance(names, list) and len(names) == spec.classes
+            and all(isinstance(n, (bytes, str)) for n in names)):
+        raise DataError(f"the archive's {spec.meta} does not hold {spec.classes} class names: is "
+                        f"it the official {spec.title} python archive?")
+    classes = np.array([n.decode("latin-1") if isinstance(n, bytes) else n for n in names])
     return dict(train_images=train_images, train_labels=train_labels, test_images=test_images,
                 test_labels=test_labels, classes=classes)
 
@@ -138,11 +156,15 @@ def read_batches(spec, paths):
         batch = read_pickle(path, [b"data", spec.label_key])
         data, batch_labels = batch[b"data"], batch[spec.label_key]
         if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2
-                and data.shape[1] == 3 * 32 * 32 and len(batch_labels) == len(data)):
-            raise DataError(f"{path} does not hold CIFAR images: delete {path.parent} and the "
-                            f"archive, and download it again")
+                and data.shape[1] == 3 * 32 * 32):
+            raise DataError(f"{path.name} of the archive does not hold CIFAR images: delete the "
+                            f"archive and download it again")
+        if not (isinstance(batch_labels, list) and len(batch_labels) == len(data)
+                and all(type(k) is int and 0 <= k < spec.classes for k in batch_labels)):
+            raise DataError(f"{path.name} of the archive does not hold {len(data)} labels from 0 "
+                            f"to {spec.classes - 1}: delete the archive and download it again")
         images.append(data.reshape(-1, 3, 32, 32))
-        labels.append(np.asarray(batch_labels, dtype=np.int64))
+        labels.append(np.array(batch_labels, dtype=np.int64))
     return np.concatenate(images), np.concatenate(labels)
 
 

@@ -72,5 +72,5 @@ def read_image(path, image_size):
             if image_size is not None:
                 image = ImageOps.fit(image, (image_size, image_size), Image.Resampling.BICUBIC)
             return np.asarray(image).transpose(2, 0, 1)
-    except OSError as error:  # includes PIL.UnidentifiedImageError
+    except (OSError, Image.DecompressionBombError) as error:  # PIL.UnidentifiedImageError is an OSError
         raise DataError(f"cannot read the image {path} ({error})") from None
