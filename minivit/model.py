@@ -21,6 +21,7 @@ CONFIGS = {
     "C-mini/4": dict(dim=128, depth=6, heads=4, mlp_dim=256, patch_size=4, image_size=32),
     "C-Ti/4": dict(dim=192, depth=6, heads=3, mlp_dim=768, patch_size=4, image_size=32),
     "C-S/4": dict(dim=256, depth=7, heads=4, mlp_dim=512, patch_size=4, image_size=32),
+    "C-M/4": dict(dim=384, depth=7, heads=12, mlp_dim=768, patch_size=4, image_size=32),  # gpu preset
 }
 
 

@@ -26,11 +26,12 @@ import minivit
 from minivit import backend, cli, memory, ops, parallel
 from minivit.checkpoint import TrainingCheckpoint, read_training, write_training
 from minivit.data import Augment, batches, cutmix, load_dataset, mixup
-from minivit.errors import ConfigError, Diverged, MissingFile
+from minivit.errors import CheckpointError, ConfigError, Diverged, Error, MissingFile
 from minivit.evaluation import evaluate
 from minivit.model import CONFIGS, ViT
 from minivit.optim import SGD, AdamW, clip_grad_norm, param_groups, warmup_cosine
-from minivit.pretrained import from_pretrained, trained_normalization
+from minivit.pretrained import (from_pretrained, from_training_checkpoint,
+                                trained_normalization)
 
 
 def option(default, help, choices=None, minimum=None, below=None):
@@ -104,8 +105,7 @@ PRESETS = {
     # 34 epochs on 16 px images (17 tokens, ~4x cheaper), then 12 at 32 px: an hour on 2 cores
     "cpu-hour": dict(dataset="cifar10", model="C-mini/4", epochs=46, low_res_epochs=34,
                      low_res_size=16, batch_size=128, lr=1e-3, warmup_epochs=2, augment="basic"),
-    "gpu": dict(dataset="cifar10", model="C-S/4", dim=384, depth=7, heads=12, mlp_dim=768,
-                epochs=200, batch_size=128, lr=1e-3, augment="strong", device="gpu"),
+    "gpu": dict(dataset="cifar10", model="C-M/4", epochs=200, batch_size=128, lr=1e-3, augment="strong", device="gpu"),
     # the paper's fine-tuning: SGD with momentum, no weight decay, clipping at 1 (with --init)
     "finetune": dict(optimizer="sgd", lr=0.01, weight_decay=0.0, clip_norm=1.0, epochs=10,
                      warmup_epochs=1, batch_size=128, label_smoothing=0.0, augment="basic"),
@@ -169,9 +169,17 @@ def config_from(record, source):
         raise ConfigError(f"{source} has an option {unknown[0]!r} that minivit.train does not "
                           f"know: it was written by another version, or edited")
     for key, value in record.items():
-        kind = fields[key].type
-        if value is not None and not (isinstance(value, kind) or kind is float and isinstance(value, int)):
-            raise ConfigError(f"{source}: option {key!r} should be a {kind.__name__}, not {value!r}")
+        kind, choices = fields[key].type, fields[key].metadata["choices"]
+        if value is None:
+            continue
+        if not (isinstance(value, kind) or kind is float and isinstance(value, int)) or (
+                kind is int and isinstance(value, bool)):
+            raise ConfigError(f"{source}: option {key!r} should be "
+                              f"{'an int' if kind is int else 'a ' + kind.__name__}, not {value!r}")
+        problem = (f"one of {', '.join(choices)}" if choices and value not in choices
+                   else out_of_range(key, value))
+        if problem:
+            raise ConfigError(f"{source}: option {key!r} must be {problem}, not {value!r}")
     return TrainConfig(**record)
 
 
@@ -180,7 +188,13 @@ def config_from(record, source):
 def build_model(config, in_channels, num_classes, image_size):
     """A new ViT for `config`, or with --init the weights of a checkpoint under a new zero head."""
     if config.init:
-        source = from_pretrained(config.init, num_classes=num_classes, image_size=image_size)
+        try:
+            source = from_pretrained(config.init, num_classes=num_classes, image_size=image_size)
+        except (TypeError, ValueError) as error:  # a model_config that builds no ViT
+            if isinstance(error, Error):
+                raise
+            raise CheckpointError(f"--init {config.init}: its model_config cannot build a ViT "
+                                  f"({error})") from None
         for name in ARCHITECTURE:
             if getattr(config, name) not in (None, source.config[name]):
                 raise ConfigError(f"--{name.replace('_', '-')} {getattr(config, name)} does not "
@@ -212,6 +226,9 @@ def setup(config, run_dir, resume):
     backend.check_device(config.device)
     if config.threads < 0:
         raise ConfigError(f"--threads must be 0 (one for every core) or more, not {config.threads}")
+    missing = [f"--{k.replace('_', '-')}" for k in ARCHITECTURE if getattr(config, k) is None]
+    if config.model == "custom" and not config.init and missing and not resume:
+        raise ConfigError(f"--model custom needs {', '.join(missing)} (or a named --model)")
     folder = config.dataset.startswith("folder:")  # a folder's images are resized as they load
     data = load_dataset(config.dataset, data_dir=config.data_dir,
                         image_size=config.image_size if folder else None)
@@ -225,7 +242,7 @@ def setup(config, run_dir, resume):
     checkpoint = read_training(os.path.join(run_dir, "last.npz")) if resume else None
     minivit.manual_seed(config.seed)
     if checkpoint:  # at the resolution it was saved at
-        model = ViT(**checkpoint.model_config).load_state_dict(checkpoint.model)
+        model = from_training_checkpoint(checkpoint)
     else:
         low_res = config.low_res_epochs > 0
         model = build_model(config, data.train_images.shape[1], len(data.classes),

@@ -1,12 +1,18 @@
 """How fast is minivit?  python -m minivit.bench [--model C-Ti/4] [--batch-size 128] [--json]
 
-Measures images per second of a training step (forward, backward, AdamW) and of a forward pass,
+Measures images per second of a training step (forward, backward, clipping, AdamW) and of a
+forward pass,
 on NumPy (and CuPy with --device gpu); on the CPU each batch is split between --threads threads
 (minivit.parallel). When PyTorch is installed, the same architecture runs in
 PyTorch eager in the same process, with the same threads, batch, dtype and optimizer; the two
 alternate step by step so that both see the same machine, and the medians are compared.
 Also printed: model FLOPs per image, the machine's measured float32 matmul peak, the fraction of
 it each reached (model FLOP utilisation), and peak memory. --profile breaks a step down by op.
+
+--count (with --device gpu on the strict CuPy stand-in of the tests: PYTHONPATH=tests/strict_cupy)
+counts what one training step and one forward pass ask of a GPU: array operations (an upper
+bound on kernel launches), device-to-host syncs and host-to-device copies, by line of minivit.
+Those are counts of the code's demands on a device, made on NumPy: not a GPU measurement.
 """
 import argparse
 import json
@@ -19,7 +25,7 @@ from minivit import backend, cli, memory, ops, parallel
 from minivit.engine import Function
 from minivit.errors import ConfigError
 from minivit.model import CONFIGS, ViT
-from minivit.optim import AdamW, param_groups
+from minivit.optim import AdamW, clip_grad_norm, param_groups
 
 
 def model_flops(config, num_classes=10):
@@ -69,6 +75,7 @@ class Minivit:
         self.optimizer.zero_grad()
         parallel.loss_and_gradients(self.model, ops.cross_entropy, self.images, self.labels,
                                     self.threads)
+        clip_grad_norm(self.model.parameters(), 1.0)
         self.optimizer.step()
         synchronize(self.xp)
 
@@ -83,6 +90,8 @@ class Torch:
     def __init__(self, ours, device, threads):
         import torch
         from minivit.bench.torch_twin import torch_twin
+        if device == "gpu" and not torch.cuda.is_available():
+            raise ImportError("PyTorch sees no CUDA device")
         self.torch = torch
         torch.set_num_threads(threads)
         self.device = "cuda" if device == "gpu" else "cpu"
@@ -96,6 +105,7 @@ class Torch:
         loss = self.torch.nn.functional.cross_entropy(self.model(self.images), self.labels)
         self.optimizer.zero_grad()
         loss.backward()
+        self.torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.optimizer.step()
         self.sync()
 
@@ -163,6 +173,40 @@ def profile_step(runner, steps=3):
     return total, {k: v / steps for k, v in sorted(totals.items(), key=lambda kv: -kv[1])}
 
 
+def count(runner):
+    """{'train step': ..., 'forward': ...}: the stand-in's totals for one call of each (after one
+    untimed step), and the lines of minivit that ask most of the device."""
+    ledger = getattr(backend.cupy, "counts", None)
+    if runner.xp is np or ledger is None:
+        raise ConfigError("--count needs --device gpu on the strict CuPy stand-in: "
+                          "PYTHONPATH=tests/strict_cupy python -m minivit.bench --count --device gpu")
+    runner.train_step()
+    result = {}
+    for name, method in (("train step", runner.train_step), ("forward", runner.forward)):
+        ledger.reset()
+        method()
+        result[name] = dict(**ledger.totals(), top_ops=ledger.ops.most_common(8),
+                            syncs_at=dict(ledger.syncs), copies_at=dict(ledger.copies))
+    return result
+
+
+def print_counts(result, args):
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return result
+    print(f"{args.model}, batch {args.batch_size}, on the strict CuPy stand-in (NumPy underneath; "
+          "counts of what the code asks of a device, not a GPU measurement)")
+    for name, r in result.items():
+        print(f"{name:>10}: {r['ops']} operations, {r['syncs']} syncs, {r['copies']} "
+              f"host-to-device copies")
+        for where, n in r["top_ops"]:
+            print(f"{'':>12}{n:5d} ops  {where}")
+        for kind in ("syncs_at", "copies_at"):
+            for where, n in r[kind].items():
+                print(f"{'':>12}{n:5d} {kind[:-3]:6s} {where}")
+    return result
+
+
 def main(argv=None):
     parser = cli.ArgumentParser(prog="python -m minivit.bench", description=__doc__.split("\n\n")[1],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -176,6 +220,8 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     parser.add_argument("--profile", action="store_true", help="time each op of a training step")
+    parser.add_argument("--count", action="store_true", help="count the operations, syncs and "
+                        "copies of a step (--device gpu on the strict CuPy stand-in of the tests)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     for name in ("batch_size", "threads", "steps"):
@@ -200,6 +246,8 @@ def bench(args):
         ours = Minivit(config, args.batch_size, args.device, threads)
     except ValueError as error:  # an image size the patch size does not divide
         raise ConfigError(f"cannot build {args.model}: {error}") from None
+    if args.count:
+        return print_counts(count(ours), args)
     runners, names = [ours], ["minivit"]
     for _ in range(args.warmup):
         ours.train_step()
@@ -209,8 +257,9 @@ def bench(args):
         try:
             runners.append(Torch(ours, args.device, threads))
             names.append("pytorch")
-        except ImportError:
-            torch_note = "PyTorch is not installed: pip install torch to compare"
+        except ImportError as error:
+            torch_note = (f"no PyTorch comparison: {error}" if error.name != "torch"
+                          else "PyTorch is not installed: pip install torch to compare")
     train = time_alternating(runners, "train_step", args.steps, args.warmup)
     forward = time_alternating(runners, "forward", args.steps, args.warmup)
     peak = matmul_peak(ours.xp)
