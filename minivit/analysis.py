@@ -200,7 +200,7 @@ def upsample(maps, size, mode="bilinear"):
     """(B, g, g) maps -> (B, size, size), for overlaying on the images. mode 'nearest' repeats
     each cell (size must be a multiple of g); 'bilinear' interpolates between the cell centres
     (scipy.ndimage.zoom with order 1 and grid_mode, edges held constant)."""
-    maps = np.asarray(maps, dtype=np.float64)
+    maps = np.asarray(_as_numpy(maps), dtype=np.float64)
     g = maps.shape[-1]
     if mode == "nearest":
         if size % g:
@@ -229,7 +229,7 @@ def _colormap(name):
 def _as_picture(image):
     """(C, H, W) or (H, W, C) image (uint8, or float in [0, 1]) -> something imshow shows, with
     the colour map to use: RGB (H W 3) or grey (H W)."""
-    image = np.asarray(image)
+    image = _as_numpy(image)
     if image.ndim == 3 and image.shape[0] in (1, 3) and image.shape[-1] not in (1, 3):
         image = image.transpose(1, 2, 0)
     if image.dtype == np.uint8:
@@ -245,6 +245,7 @@ def plot_filters(filters, path, columns=7, title=None):
     """The principal components of the embedding filters (k, P, P, C) in [0, 1], in a grid of
     `columns` columns, first component at the top left (as the paper's 4 x 7 grid); RGB for
     3 channels, grey for 1 (the mean of the channels otherwise)."""
+    filters = _as_numpy(filters)
     if title is None:
         kind = "RGB embedding filters" if filters.shape[-1] == 3 else "Embedding filters"
         title = f"{kind}\n(first principal components)"
@@ -267,6 +268,7 @@ def plot_filters(filters, path, columns=7, title=None):
 def plot_position_similarity(tiles, path, title="Position embedding similarity"):
     """The (g, g, g, g) cosine-similarity tiles laid out on the g x g patch grid, a one-cell gap
     between tiles, one colour scale from -1 to 1 with a colorbar (as the paper's figure)."""
+    tiles = _as_numpy(tiles)
     g = tiles.shape[0]
     step = g + 1
     mosaic = np.full((g * step - 1, g * step - 1), np.nan)
@@ -296,7 +298,7 @@ def plot_attention_distance(distances, path, image_size=None, title="Mean attent
     """One point per head: x the layer (1 = first), y its mean attention distance in pixels;
     heads coloured as in the paper's figure. image_size, if given, sets the top of the y axis
     to the largest possible distance, the image's diagonal."""
-    distances = np.asarray(distances)
+    distances = _as_numpy(distances)
     layers, heads = distances.shape
     fig = _figure(figsize=(5, 4))
     axis = fig.subplots()
@@ -323,6 +325,7 @@ def plot_rollout(images, maps, path, columns=4, mode="bilinear", alpha=0.5,
     """Each image beside its rollout map, upsampled to the image (`upsample`, mode) and
     overlaid in colour. images: (B, C, H, W) uint8 (or floats in [0, 1]); maps: (B, g, g) in
     [0, 1]. `columns` image/overlay pairs per row."""
+    images = _as_numpy(images)
     count = len(images)
     columns = max(min(columns, count), 1)
     rows = math.ceil(count / columns)
@@ -330,7 +333,7 @@ def plot_rollout(images, maps, path, columns=4, mode="bilinear", alpha=0.5,
     axes = fig.subplots(rows, 2 * columns, squeeze=False)
     for axis in axes.flat:
         axis.set_axis_off()
-    size = np.asarray(images).shape[-1]
+    size = images.shape[-1]
     overlays = upsample(maps, size, mode)
     for k in range(count):
         row, column = divmod(k, columns)

@@ -6,6 +6,7 @@ CuPy is optional: `import minivit` works without it, and asking for the GPU with
 without a CUDA device) raises one `DeviceError` that says how to fix it.
 """
 import contextlib
+import functools
 import threading
 
 import numpy as np
@@ -95,6 +96,23 @@ def use_generator(generator):
         yield generator
     finally:
         _this_thread.generator = previous
+
+
+def fused(function):
+    """An elementwise formula on arrays, run as one fused kernel on the GPU (cupy.fuse) and as
+    the plain Python function on NumPy arrays: the same math on both devices, tested on the CPU.
+    The function may use only arithmetic operators (they dispatch on any array)."""
+    kernels = {}
+
+    @functools.wraps(function)
+    def run(*args):
+        xp = get_array_module(*args)
+        if xp is np:
+            return function(*args)
+        if xp not in kernels:
+            kernels[xp] = xp.fuse(function)
+        return kernels[xp](*args)
+    return run
 
 
 def erf(array):

@@ -17,7 +17,7 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse's parser, whose errors are one line (not the whole usage) that points to --help."""
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
 
 
 def add_device(parser):
@@ -28,7 +28,7 @@ def add_device(parser):
 def run(main, interrupted="stopped"):
     """main() with one-line errors. `interrupted`: what to print on Ctrl-C (e.g. how to resume),
     or a function that returns it."""
-    warnings.formatwarning = lambda message, *args, **kwargs: f"warning: {message}\n"
+    warnings.formatwarning = lambda message, *args, **kwargs: f"warning: {one_line(message)}\n"
     try:
         return main()
     except KeyboardInterrupt:
@@ -36,4 +36,9 @@ def run(main, interrupted="stopped"):
     except MemoryError:
         sys.exit("error: out of memory: try a smaller --batch-size (or a smaller model)")
     except Error as error:
-        sys.exit(f"error: {error}")
+        sys.exit(f"error: {one_line(error)}")
+
+
+def one_line(message):
+    """A message whose parts were on several lines (some of Python's own, e.g. tarfile's), on one."""
+    return " ".join(line.strip() for line in str(message).splitlines() if line.strip())

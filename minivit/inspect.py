@@ -41,8 +41,9 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
     cli.add_device(parser)
     args = parser.parse_args(argv)
-    if args.images < 1 or args.show < 1 or args.batch_size < 1:
-        parser.error("--images, --show and --batch-size must be at least 1")
+    for name in ("images", "show", "batch_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, not {getattr(args, name)}")
     return args
 
 

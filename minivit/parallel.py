@@ -85,7 +85,8 @@ def batch_shards(images, threads):
 
 def loss_and_gradients(model, loss_fn, images, targets, threads=None):
     """Forward and backward of one batch: leaves d(mean loss)/dW in each parameter's `.grad`
-    (added to what is there, like `backward`) and returns (the loss as a float, the logits B K).
+    (added to what is there, like `backward`) and returns (the loss, a 0-d array on the batch's
+    device: reading it is a sync on the GPU; the logits B K).
 
     images: an array (B C H W), targets: an array (B ...); loss_fn(logits, targets) must be the
     mean over the samples. threads: 0 or None for one a core.
@@ -97,19 +98,20 @@ def loss_and_gradients(model, loss_fn, images, targets, threads=None):
         with backend.use_generator(np.random.default_rng(seeds[i])):
             logits = model(images[pieces[i]])
             loss = loss_fn(logits, targets[pieces[i]])
-            return loss.item(), logits.data, leaf_gradients(loss)
+            return loss.data, logits.data, dict(leaf_gradients(loss))
 
     results = run_in_threads(forward_backward, range(len(pieces)))
     weights = [(piece.stop - piece.start) / len(images) for piece in pieces]
-    total = {}
-    for weight, (_, _, gradients) in zip(weights, results):
-        for param, grad in gradients:
-            total[param] = total.get(param, 0) + weight * grad
+    if len(results) == 1:  # the whole batch: its gradients as they are
+        loss, logits, total = results[0]
+    else:
+        loss = sum(weight * loss for weight, (loss, _, _) in zip(weights, results))
+        logits = np.concatenate([logits for _, logits, _ in results])
+        total = {param: sum(weight * gradients[param] for weight, (_, _, gradients)
+                            in zip(weights, results)) for param in results[0][2]}
     for param, grad in total.items():
         param.grad = grad if param.grad is None else param.grad + grad
-    loss = sum(weight * loss for weight, (loss, _, _) in zip(weights, results))
-    xp = backend.get_array_module(images)
-    return loss, xp.concatenate([logits for _, logits, _ in results])
+    return loss, logits
 
 
 def predict(model, images, threads=None):

@@ -29,7 +29,7 @@ from minivit.data import Augment, batches, cutmix, load_dataset, mixup
 from minivit.errors import CheckpointError, ConfigError, Diverged, Error, MissingFile
 from minivit.evaluation import evaluate
 from minivit.model import CONFIGS, ViT
-from minivit.optim import SGD, AdamW, clip_grad_norm, param_groups, warmup_cosine
+from minivit.optim import SGD, AdamW, param_groups, warmup_cosine
 from minivit.pretrained import (from_pretrained, from_training_checkpoint,
                                 trained_normalization)
 
@@ -215,10 +215,10 @@ def build_model(config, in_channels, num_classes, image_size):
 
 
 def make_optimizer(config, model):
-    groups = param_groups(model, config.weight_decay)
+    groups, clip_norm = param_groups(model, config.weight_decay), config.clip_norm or None
     if config.optimizer == "sgd":
-        return SGD(groups, config.lr, momentum=0.9)
-    return AdamW(groups, config.lr)
+        return SGD(groups, config.lr, momentum=0.9, clip_norm=clip_norm)
+    return AdamW(groups, config.lr, clip_norm=clip_norm)  # clips the gradients, on the device
 
 
 def setup(config, run_dir, resume):
@@ -257,36 +257,52 @@ def setup(config, run_dir, resume):
 # --- one epoch -----------------------------------------------------------------------------------
 
 def train_epoch(model, optimizer, images, labels, mean, std, config, epoch):
-    """One pass over the training set, a step per batch. Returns (mean loss, accuracy, images)."""
+    """One pass over the training set, a step per batch. Returns (mean loss, accuracy, images).
+
+    The loss and the number of right answers are summed on the device, and read back (a sync on
+    the GPU) only when the progress bar is redrawn, every READ_EVERY steps there, and at the end."""
     minivit.manual_seed(config.seed * 100_003 + epoch)  # every epoch's randomness comes from
     rng = np.random.default_rng([config.seed, epoch])   # (seed, epoch): a resume replays it
     steps_per_epoch = math.ceil(len(labels) / config.batch_size)
     total_steps, warmup_steps = steps_per_epoch * config.epochs, int(config.warmup_epochs * steps_per_epoch)
+    xp = backend.get_array_module(images)
+    read_every = 1 if xp is np else READ_EVERY  # on the CPU a read costs nothing: check each step
     model.train()
-    seen = correct = 0
-    loss_sum, start = 0.0, time.perf_counter()
+    seen, sums, start = 0, None, time.perf_counter()
     bar = tqdm(batches(images, labels, config.batch_size, shuffle=True, rng=rng, mean=mean, std=std,
                        augment=config.augment, size=model.image_size),
                total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
                dynamic_ncols=True, file=sys.stdout, mininterval=0.5,
                disable=not sys.stdout.isatty())  # a log file gets the epoch lines only
-    for step, (x, y) in enumerate(bar, start=epoch * steps_per_epoch):
+    for i, (x, y) in enumerate(bar):
+        step = epoch * steps_per_epoch + i
         optimizer.lr = warmup_cosine(step, total_steps, warmup_steps, config.lr)
         optimizer.zero_grad()
         x, targets, loss_fn = training_targets(x, y, config, rng)
         # forward and backward, each batch split between the CPU's cores
         loss, logits = parallel.loss_and_gradients(model, loss_fn, x, targets, config.threads)
-        if not math.isfinite(loss):
-            raise Diverged(f"the loss became {loss} at epoch {epoch + 1}")
-        if config.clip_norm:
-            clip_grad_norm(model.parameters(), config.clip_norm)
-        optimizer.step()
+        optimizer.step()  # clipping included
         seen += len(y)
-        loss_sum += loss * len(y)
-        correct += int((logits.argmax(axis=1) == y).sum())
-        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
-                        img_s=f"{seen / (time.perf_counter() - start):.0f}")
+        batch_sums = xp.stack([loss * len(y), (logits.argmax(axis=1) == y).sum()])
+        sums = batch_sums if sums is None else sums + batch_sums
+        if (i + 1) % read_every == 0 and (xp is np or not bar.disable):
+            loss_sum, correct = read_sums(sums, epoch)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
+                            img_s=f"{seen / (time.perf_counter() - start):.0f}")
+    loss_sum, correct = read_sums(sums, epoch)
     return loss_sum / seen, correct / seen, seen
+
+
+READ_EVERY = 25  # GPU steps between two reads of the running loss for the progress bar
+
+
+def read_sums(sums, epoch):
+    """(loss sum, right answers) read back to the host (one sync); a NaN or infinite loss stops
+    the run."""
+    loss_sum, correct = backend.to_device(sums, "cpu").tolist()
+    if not math.isfinite(loss_sum):
+        raise Diverged(f"the loss became {loss_sum} at epoch {epoch + 1}")
+    return loss_sum, int(correct)
 
 
 def training_targets(x, y, config, rng):
@@ -356,16 +372,13 @@ RUN_FILES = ("config.json", "metrics.csv", "summary.json", "curves.png", "last.n
 def open_run_dir(run_dir, resume, overwrite):
     """Make `run_dir` this run's, and hold its lock until the returned file is closed.
     A directory that holds another run is refused (unless resuming, or with overwrite=True:
-    then its run's files are deleted); so is one that another process is training into.
-    Temporary files a killed run left behind are deleted."""
+    then train_into deletes its run's files once the new run is set up); so is one that another
+    process is training into. Temporary files a killed run left behind are deleted."""
     run_dir = Path(run_dir)
     taken = run_dir.is_dir() and any(p.name != ".lock" for p in run_dir.iterdir())
-    if taken and not resume and not overwrite:
-        raise ConfigError(f"{run_dir} already holds a run: give another --name, continue it with "
-                          f"--resume {run_dir}, or replace it with --overwrite")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        lock = open(run_dir / ".lock", "w")
+        lock = open(run_dir / ".lock", "a")  # "a": a refused run leaves even its mtime
     except OSError as error:
         raise ConfigError(f"cannot write the run directory {run_dir} ({error.strerror}): choose "
                           "another --out") from None
@@ -378,10 +391,41 @@ def open_run_dir(run_dir, resume, overwrite):
         lock.close()
         raise ConfigError(f"another minivit.train is training into {run_dir}: wait for it, or "
                           "give this run another --name") from None
+    if taken and not resume and not overwrite:  # checked under the lock: a run being trained
+        lock.close()                            # into is named as such (above)
+        raise ConfigError(f"{run_dir} already holds a run: give another --name, continue it with "
+                          f"--resume {run_dir}, or replace it with --overwrite")
     for path in run_dir.iterdir():
-        if ".tmp" in path.name or (overwrite and not resume and path.name in RUN_FILES):
+        if ".tmp" in path.name:
             path.unlink()
     return lock
+
+
+def created_folders(path):
+    """The folders that making `path` (with its parents) would create, deepest first."""
+    path, missing = Path(path).absolute(), []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
+def remove_unfinished(folders):
+    """Remove a run directory this run created (folders: created_folders of it) when the run
+    ended before its first checkpoint: nothing in it could be resumed, and a later run with the
+    same name would be refused as if it held one. Anything not of this run's making is kept."""
+    run_dir = folders[0]
+    if (run_dir / "last.npz").exists():
+        return
+    for name in (*RUN_FILES, ".lock"):
+        (run_dir / name).unlink(missing_ok=True)
+    for path in run_dir.glob("*.tmp*"):
+        path.unlink()
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty: not ours alone
+            return
 
 
 def write_summary(run_dir, rows, config, model, best_accuracy, command):
@@ -401,14 +445,23 @@ def train(config, run_dir, resume=False, command="", overwrite=False):
     """Train as `config` says, writing everything into `run_dir`; with resume=True, go on from
     run_dir/last.npz (overwrite=True: replace a run already in run_dir). Returns the summary
     (also in summary.json)."""
+    new_folders = created_folders(run_dir)
     with open_run_dir(run_dir, resume, overwrite):
-        return train_into(config, run_dir, resume, command)
+        try:
+            return train_into(config, run_dir, resume, command, overwrite)
+        except BaseException:  # refused, stopped or diverged before its first epoch ended
+            if new_folders:
+                remove_unfinished(new_folders)
+            raise
 
 
-def train_into(config, run_dir, resume, command):
+def train_into(config, run_dir, resume, command, overwrite=False):
     config, data, model, optimizer, checkpoint = setup(config, run_dir, resume)
     memory.keep_freed_memory()
     path = lambda name: os.path.join(run_dir, name)  # noqa: E731
+    if overwrite and not resume:  # only now that the new run is set up: a refused one keeps it
+        for name in RUN_FILES:
+            Path(path(name)).unlink(missing_ok=True)
     rows, best_accuracy = [], 0.0
     if checkpoint:
         best_accuracy = checkpoint.best_accuracy

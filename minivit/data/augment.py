@@ -1,21 +1,36 @@
 """Data augmentation on whole batches, on the device the batch lives on (NumPy or CuPy).
 
-Each function takes a batch (B C H W) and a NumPy Generator `rng`. The few random numbers a batch
-needs (an offset, a coin flip, a rectangle per image) are drawn on the host with `rng`, then the
-pixels are moved by one vectorised indexing or `where` over the whole batch on the device: no
-loop over images. The same seed therefore gives the same augmented batches on the CPU and GPU.
+Each augmentation is two halves: a draw, on the host with a NumPy Generator `rng` (the few
+numbers a batch needs: an offset, a coin flip, a rectangle per image), and the pixel work on the
+device, one vectorised indexing or `where` over the whole batch: no loop over images. The same
+seed therefore gives the same augmented batches on the CPU and the GPU. `batches` (loader.py)
+sends all of a batch's draws to the device in one copy; random_crop, horizontal_flip and
+random_erasing do draw and work in one call. Constants (the normalisation, the resize
+matrices) are made once per device and kept.
 """
+import functools
+
 import numpy as np
 
 from minivit.backend import get_array_module
 from minivit.interpolate import interpolation_matrix
 
 
+@functools.lru_cache(maxsize=32)
+def _on_device(xp, name, *key):
+    """A constant array on the device of `xp`, made once: the per-channel mean or std as
+    (C 1 1) float32, or a resize matrix."""
+    if name == "channels":
+        return xp.asarray(key[0], dtype=xp.float32)[:, None, None]
+    old, new, dtype = key
+    return xp.asarray(interpolation_matrix(old, new, align_corners=False), dtype=dtype)
+
+
 def normalize(images, mean, std):
     """uint8 pixels (B C H W) -> float32 (pixel / 255 - mean[c]) / std[c], per channel c."""
     xp = get_array_module(images)
-    mean = xp.asarray(mean, dtype=xp.float32)[:, None, None]
-    std = xp.asarray(std, dtype=xp.float32)[:, None, None]
+    mean = _on_device(xp, "channels", tuple(float(m) for m in mean))
+    std = _on_device(xp, "channels", tuple(float(s) for s in std))
     return (images.astype(xp.float32) / 255 - mean) / std
 
 
@@ -26,29 +41,70 @@ def resize(images, size):
     if (H, W) == (size, size):
         return images
     xp = get_array_module(images)
-    rows = xp.asarray(interpolation_matrix(H, size, align_corners=False), dtype=images.dtype)
-    cols = xp.asarray(interpolation_matrix(W, size, align_corners=False), dtype=images.dtype)
+    rows = _on_device(xp, "resize", H, size, np.dtype(images.dtype))
+    cols = _on_device(xp, "resize", W, size, np.dtype(images.dtype))
     return xp.einsum("Hh,bchw,Ww->bcHW", rows, images, cols, optimize=True)  # 2 GEMMs, not a loop
 
 
-def random_crop(images, padding, rng):
-    """Pad every image with `padding` zero pixels on each side and cut out an H x W window at a
-    random offset, i.e. shift it by up to `padding` pixels each way.  (B C H W) -> (B C H W)."""
+def crop_offsets(rng, count, padding):
+    """The draw of random_crop: (top, left) offsets in [0, 2 padding], `count` of each."""
+    return rng.integers(0, 2 * padding + 1, size=count), rng.integers(0, 2 * padding + 1, size=count)
+
+
+def crop(images, padding, top, left):
+    """Pad every image with `padding` zero pixels on each side and cut out the H x W window at
+    (top[b], left[b]) (device arrays).  (B C H W) -> (B C H W)."""
     xp = get_array_module(images)
     B, C, H, W = images.shape
-    top = xp.asarray(rng.integers(0, 2 * padding + 1, size=B))
-    left = xp.asarray(rng.integers(0, 2 * padding + 1, size=B))
     padded = xp.pad(images, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
     rows = (top[:, None] + xp.arange(H))[:, None, :, None]     # (B 1 H 1)
     cols = (left[:, None] + xp.arange(W))[:, None, None, :]    # (B 1 1 W)
     return padded[xp.arange(B)[:, None, None, None], xp.arange(C)[None, :, None, None], rows, cols]
 
 
+def random_crop(images, padding, rng):
+    """Shift each image by up to `padding` pixels each way, at random (a padded random crop)."""
+    xp = get_array_module(images)
+    top, left = crop_offsets(rng, len(images), padding)
+    return crop(images, padding, xp.asarray(top), xp.asarray(left))
+
+
+def flip_draws(rng, count, p=0.5):
+    """The draw of horizontal_flip: which of `count` images to mirror."""
+    return rng.random(count) < p
+
+
+def flip(images, mirror):
+    """Mirror the images where `mirror` (B, on the device) is true.  (B C H W) -> (B C H W)."""
+    xp = get_array_module(images)
+    return xp.where(mirror[:, None, None, None] != 0, images[..., ::-1], images)
+
+
 def horizontal_flip(images, rng, p=0.5):
     """Mirror each image left-right with probability p.  (B C H W) -> (B C H W)."""
     xp = get_array_module(images)
-    flip = xp.asarray(rng.random(len(images)) < p)[:, None, None, None]
-    return xp.where(flip, images[..., ::-1], images)
+    return flip(images, xp.asarray(flip_draws(rng, len(images), p)))
+
+
+def erase_draws(rng, count, height, width, p=0.25, scale=(0.02, 0.33), ratio=(0.3, 3.3)):
+    """The draw of random_erasing: (top, left, h, w, erase) for `count` images, int64 each."""
+    area = rng.uniform(*scale, size=count) * height * width
+    aspect = np.exp(rng.uniform(np.log(ratio[0]), np.log(ratio[1]), size=count))
+    h = np.clip(np.round(np.sqrt(area * aspect)), 1, height).astype(np.int64)
+    w = np.clip(np.round(np.sqrt(area / aspect)), 1, width).astype(np.int64)
+    top, left = rng.integers(0, height - h + 1), rng.integers(0, width - w + 1)
+    return top, left, h, w, (rng.random(count) < p).astype(np.int64)
+
+
+def erase(images, top, left, h, w, erase, value=0.0):
+    """Fill the rectangle [top, top + h) x [left, left + w) of image b with `value` where
+    erase[b] (all (B) device arrays).  (B C H W) -> (B C H W)."""
+    xp = get_array_module(images)
+    _, _, H, W = images.shape
+    top, left, h, w, erase = (a[:, None, None] for a in (top, left, h, w, erase))
+    rows, cols = xp.arange(H)[None, :, None], xp.arange(W)[None, None, :]
+    inside = (rows >= top) & (rows < top + h) & (cols >= left) & (cols < left + w)  # (B H W)
+    return xp.where(((erase != 0) & inside)[:, None], value, images)
 
 
 def random_erasing(images, rng, p=0.25, scale=(0.02, 0.33), ratio=(0.3, 3.3), value=0.0):
@@ -57,16 +113,8 @@ def random_erasing(images, rng, p=0.25, scale=(0.02, 0.33), ratio=(0.3, 3.3), va
     height / width ratio log-uniform in `ratio`, clipped to the image.  (B C H W) -> (B C H W)."""
     xp = get_array_module(images)
     B, _, H, W = images.shape
-    area = rng.uniform(*scale, size=B) * H * W
-    aspect = np.exp(rng.uniform(np.log(ratio[0]), np.log(ratio[1]), size=B))
-    h = np.clip(np.round(np.sqrt(area * aspect)), 1, H).astype(np.int64)
-    w = np.clip(np.round(np.sqrt(area / aspect)), 1, W).astype(np.int64)
-    top, left = rng.integers(0, H - h + 1), rng.integers(0, W - w + 1)
-    erase = rng.random(B) < p
-    top, left, h, w, erase = (xp.asarray(a)[:, None, None] for a in (top, left, h, w, erase))
-    rows, cols = xp.arange(H)[None, :, None], xp.arange(W)[None, None, :]
-    inside = (rows >= top) & (rows < top + h) & (cols >= left) & (cols < left + w)  # (B H W)
-    return xp.where((erase & inside)[:, None], xp.asarray(value, dtype=images.dtype), images)
+    draws = xp.asarray(np.stack(erase_draws(rng, B, H, W, p, scale, ratio)))
+    return erase(images, *draws, value=value)
 
 
 def mixup(images, labels, rng, alpha=0.2):

@@ -136,9 +136,12 @@ def decode(spec, archive, data_dir):
     with tempfile.TemporaryDirectory(dir=data_dir, prefix=".unpacking-") as scratch:
         safe_extract(archive, scratch, only=spec.members(), max_bytes=MAX_UNPACKED)
         folder = Path(scratch) / spec.folder
-        train_images, train_labels = read_batches(spec, [folder / name for name in spec.train])
-        test_images, test_labels = read_batches(spec, [folder / name for name in spec.test])
-        names = read_pickle(folder / spec.meta, [spec.names_key])[spec.names_key]
+        try:
+            train_images, train_labels = read_batches(spec, [folder / n for n in spec.train])
+            test_images, test_labels = read_batches(spec, [folder / n for n in spec.test])
+            names = read_pickle(folder / spec.meta, [spec.names_key])[spec.names_key]
+        except DataError as error:  # named by the archive, not by the folder deleted with it
+            raise DataError(f"{archive}: {str(error).replace(scratch + os.sep, '')}") from None
     if not (isinstance(names, list) and len(names) == spec.classes
             and all(isinstance(n, (bytes, str)) for n in names)):
         raise DataError(f"the archive's {spec.meta} does not hold {spec.classes} class names: is "

@@ -3,6 +3,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from minivit import backend
 from minivit.errors import DataError
 
 NORMALIZATIONS = ("dataset", "half")
@@ -28,6 +29,11 @@ class Dataset:
     std: tuple = field(init=False)
 
     def __post_init__(self):
+        for split, labels in (("training", self.train_labels), ("test", self.test_labels)):
+            labels = backend.to_device(labels, "cpu")
+            if labels.size and (labels.min() < 0 or labels.max() >= len(self.classes)):
+                raise DataError(f"{self.name}: {split} labels must lie in 0..{len(self.classes) - 1}, "
+                                f"one for each class, not {labels.min()}..{labels.max()}")
         self.mean, self.std = channel_stats(self.train_images)
 
     def normalization(self, kind="dataset"):
@@ -42,8 +48,10 @@ class Dataset:
 
 
 def channel_stats(images):
-    """Per-channel mean and standard deviation of uint8 images (N C H W), in [0, 1] units.
-    A channel's 256-bin histogram gives both exactly, without a float copy of the data."""
+    """Per-channel mean and standard deviation of uint8 images (N C H W; NumPy or CuPy), in
+    [0, 1] units. A channel's 256-bin histogram gives both exactly, without a float copy of the
+    data."""
+    images = backend.to_device(images, "cpu")
     values = np.arange(256) / 255
     means, stds = [], []
     for channel in range(images.shape[1]):

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from minivit import backend
-from minivit.data.augment import horizontal_flip, normalize, random_crop, random_erasing, resize
+from minivit.data.augment import (crop, crop_offsets, erase, erase_draws, flip, flip_draws,
+                                  normalize, resize)
 from minivit.errors import DataError
 
 
@@ -61,15 +62,24 @@ def batches(images, labels, batch_size, *, mean, std, shuffle=False, rng=None, a
     order = rng.permutation(len(images)) if shuffle else np.arange(len(images))
     end = len(order) - len(order) % batch_size if drop_last else len(order)
     for start in range(0, end, batch_size):
-        index = xp.asarray(order[start:start + batch_size])
+        index = order[start:start + batch_size]
+        # every number this batch needs from the host, drawn in a fixed order, in one copy
+        draws = [index]
+        if augment.crop:
+            draws += crop_offsets(rng, len(index), augment.crop)
+        if augment.flip:
+            draws.append(flip_draws(rng, len(index)))
+        if augment.erase:
+            draws += erase_draws(rng, len(index), *images.shape[2:], p=augment.erase)
+        index, *draws = xp.asarray(np.stack(draws).astype(np.int64))
         x = images[index]
         if augment.crop:
-            x = random_crop(x, augment.crop, rng)
+            x = crop(x, augment.crop, draws.pop(0), draws.pop(0))
         if augment.flip:
-            x = horizontal_flip(x, rng)
+            x = flip(x, draws.pop(0))
         x = normalize(x, mean, std)
         if augment.erase:
-            x = random_erasing(x, rng, p=augment.erase)
+            x = erase(x, *draws)
         if size is not None:
             x = resize(x, size)
         yield x, None if labels is None else labels[index]

@@ -1,5 +1,7 @@
 """Cross-entropy from logits, with label smoothing, averaged over the batch.
 logits: (B K), labels: (B) integers in [0, K) -> loss: a scalar."""
+import numpy as np
+
 from minivit.backend import get_array_module
 from minivit.engine import Function
 
@@ -16,7 +18,9 @@ class CrossEntropy(Function):
         if labels.shape != (B,) or labels.dtype.kind not in "iu":
             raise ValueError(f"cross_entropy: labels must be {B} integers for logits of shape "
                              f"{logits.shape}, got shape {labels.shape} of {labels.dtype}")
-        if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= K):
+        # the range is checked on the CPU only: on the GPU reading it back would stall each step
+        # (a Dataset checks its labels once, when it is built)
+        if xp is np and labels.size and (int(labels.min()) < 0 or int(labels.max()) >= K):
             raise ValueError(f"cross_entropy: labels must lie in [0, {K}), got "
                              f"{int(labels.min())}..{int(labels.max())}")
         self.targets = xp.full((B, K), self.label_smoothing / K, dtype=logits.dtype)

@@ -64,13 +64,14 @@ def _is_view(result, inputs):
         isinstance(a, np.ndarray) and np.may_share_memory(result, a) for a in inputs)
 
 
-def _run(function, args, kwargs, out=None):
-    """Call a NumPy function on unwrapped arguments and wrap its result, counting one operation
-    unless the result is a view of an input."""
+def _run(function, args, kwargs, out=None, owner=None):
+    """Call a NumPy function (or a method of the array `owner`) on unwrapped arguments and wrap
+    its result, counting one operation unless the result is a view of an input."""
     raw_args = [_unwrap(a) for a in args]
     raw_kwargs = {k: _unwrap(v) for k, v in kwargs.items()}
     result = function(*raw_args, **raw_kwargs)
     flat = [a for a in raw_args for a in (a if isinstance(a, (list, tuple)) else [a])]
+    flat.append(owner)
     if not _is_view(result, flat) or out is not None:
         counts.op()
     if out is not None:
@@ -150,7 +151,7 @@ class ndarray:
         if name.startswith("_") or name not in NAMES["ndarray"]:
             raise AttributeError(f"cupy.ndarray has no attribute {name!r}")
         method = getattr(self._a, name)
-        return lambda *args, **kwargs: _run(method, args, kwargs)
+        return lambda *args, **kwargs: _run(method, args, kwargs, owner=self._a)
 
     # --- NumPy's functions on it dispatch here -------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
