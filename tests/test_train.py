@@ -186,3 +186,54 @@ def test_fine_tuning_starts_from_the_pretrained_weights_with_a_zero_head(tmp_pat
     train(config, tmp_path / "fine")
     np.testing.assert_array_equal(seen["blocks"], pre.blocks[0].attn.qkv.weight.data)
     assert pre.head.weight.data.any() and not seen["head"].any()
+
+
+def test_a_crash_between_the_checkpoint_and_metrics_csv_is_repaired_on_resume(tmp_path, monkeypatch):
+    """Killed after epoch 2's checkpoint was written but before metrics.csv was, with a
+    half-written checkpoint beside it: the resumed run takes epoch 2's row from the checkpoint,
+    deletes the temporary file, and ends as an uninterrupted run does."""
+    config = TrainConfig(**TINY)  # 3 epochs
+    train(config, tmp_path / "straight")
+    real_write_metrics = train_module.write_metrics
+    calls = []
+
+    def crash_on_the_second(path, rows):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real_write_metrics(path, rows)
+
+    monkeypatch.setattr(train_module, "write_metrics", crash_on_the_second)
+    run = tmp_path / "crashed"
+    with pytest.raises(KeyboardInterrupt):
+        train(config, run)
+    monkeypatch.setattr(train_module, "write_metrics", real_write_metrics)
+    assert int(load_arrays(run / "last.npz")["epoch"]) == 2
+    assert len((run / "metrics.csv").read_text().splitlines()) == 1 + 1  # epoch 2's row lost
+    (run / "last.npz.tmp-123").write_bytes(b"PK\x03\x04 half a checkpoint")
+    train(config, run, resume=True)
+
+    assert not [p.name for p in run.iterdir() if ".tmp" in p.name]
+    rows = {d: train_module.read_metrics(tmp_path / d / "metrics.csv", 99) for d in ("straight", "crashed")}
+    assert [r["epoch"] for r in rows["crashed"]] == [1, 2, 3]
+    for straight, resumed in zip(rows["straight"], rows["crashed"]):
+        for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr"):
+            assert straight[key] == resumed[key], (straight["epoch"], key)
+    straight, resumed = (model_arrays(tmp_path / d / "last.npz") for d in ("straight", "crashed"))
+    assert straight.keys() == resumed.keys()
+    for name in straight:
+        np.testing.assert_array_equal(straight[name], resumed[name], err_msg=name)
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_run_directory(tmp_path, monkeypatch):
+    """Refused while setting up, or diverged in its first epoch: nothing to resume, so no folder
+    that a later run of the same name would be refused for; a folder that was there stays."""
+    with pytest.raises(train_module.ConfigError, match="not divisible by patch size 3"):
+        train(TrainConfig(**{**TINY, "patch_size": 3}), tmp_path / "runs" / "refused")
+    assert not (tmp_path / "runs").exists()
+    poison_after(0, monkeypatch)
+    (tmp_path / "mine").mkdir()
+    for run_dir in (tmp_path / "runs" / "diverged", tmp_path / "mine"):
+        with pytest.raises(train_module.Diverged, match="at epoch 1: try a lower --lr$"):
+            train(TrainConfig(**TINY), run_dir)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
