@@ -36,8 +36,9 @@ def check_device(device):
     if device not in DEVICES:
         raise DeviceError(f"unknown device {device!r}: use 'cpu' or 'gpu'")
     if device == "gpu" and cupy is None:
-        raise DeviceError("device 'gpu' needs CuPy: install it with `pip install cupy-cuda12x` "
-                          "(or the build for your CUDA version), or use --device cpu")
+        raise DeviceError("device 'gpu' needs CuPy: install the build for your CUDA, "
+                          "`pip install cupy-cuda13x` (CUDA 13) or `cupy-cuda12x` (CUDA 12), "
+                          "or use --device cpu")
     if device == "gpu" and not gpu_available():
         raise DeviceError("device 'gpu' needs a CUDA GPU, and CuPy sees none on this machine: "
                           "use --device cpu")
