@@ -51,7 +51,8 @@ def test_a_training_step_of_the_gpu_preset_stays_within_its_budget(gpu_preset, c
     assert totals["syncs"] == 1            # the loss and accuracy, read once at the epoch's end
     assert totals["copies"] <= STEPS       # at most one host-to-device copy a batch
     assert totals["ops"] / STEPS < 1000
-    assert counts.ops["minivit/backend.py:114"] == STEPS * len(model.parameters())  # fused AdamW
+    fused = sum(n for line, n in counts.ops.items() if line.startswith("minivit/backend.py:"))
+    assert fused == STEPS * len(model.parameters())  # AdamW: one fused kernel per parameter
 
 
 def test_an_evaluation_batch_stays_within_its_budget(gpu_preset, capsys):
