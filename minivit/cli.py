@@ -4,11 +4,15 @@ Each tool (`python -m minivit.train`, evaluate, inspect, bench) is a module of i
 imports none of the others; they meet here. `run(main)` calls a tool's main and turns a
 minivit.Error (or running out of memory, or Ctrl-C) into one line on stderr and an exit code
 of 1, never a traceback; a flag that cannot be parsed gets one line too, and exits with 2.
+Started by `mpiexec -n N`, a process that fails ends the whole job (minivit.distributed), with
+a line that names its rank: no process is left waiting for the others.
 """
 import argparse
 import sys
+import traceback
 import warnings
 
+from minivit import distributed
 from minivit.backend import DEVICES
 from minivit.errors import Error
 
@@ -29,14 +33,23 @@ def run(main, interrupted="stopped"):
     """main() with one-line errors. `interrupted`: what to print on Ctrl-C (e.g. how to resume),
     or a function that returns it."""
     warnings.formatwarning = lambda message, *args, **kwargs: f"warning: {one_line(message)}\n"
+    world = distributed.world()
     try:
         return main()
     except KeyboardInterrupt:
-        sys.exit(f"\n{interrupted() if callable(interrupted) else interrupted}")
+        message = f"\n{interrupted() if callable(interrupted) else interrupted}"
     except MemoryError:
-        sys.exit("error: out of memory: try a smaller --batch-size (or a smaller model)")
+        message = "error: out of memory: try a smaller --batch-size (or a smaller model)"
     except Error as error:
-        sys.exit(f"error: {one_line(error)}")
+        message = f"error: {one_line(error)}"
+    except Exception:
+        if world.size == 1:
+            raise
+        message = f"error: rank {world.rank} failed:\n{traceback.format_exc()}"
+    if world.size > 1:
+        world.abort(message if world.rank == 0 else message.replace("error: ", f"error: rank "
+                                                                     f"{world.rank}: ", 1))
+    sys.exit(message)
 
 
 def one_line(message):

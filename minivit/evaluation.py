@@ -35,10 +35,16 @@ def outputs(model, images, labels=None, *, mean, std, batch_size=256, forward=No
             yield forward(x), y
 
 
-def evaluate(model, images, labels, mean, std, threads=0, batch_size=256):
+def evaluate(model, images, labels, mean, std, threads=0, batch_size=256, world=None):
     """(mean cross-entropy, accuracy, predicted labels as NumPy) of a model on uint8 `images`
     (N C H W) with integer `labels` (N), each batch split between `threads` CPU threads.
-    The losses and predictions stay on the device until the end: two reads in all."""
+    The losses and predictions stay on the device until the end: two reads in all. With a
+    distributed.World, each process evaluates its share of the images, and the sums and
+    predictions are gathered on every process."""
+    n = len(labels)
+    if world is not None and world.size > 1:
+        rows = world.rows(n)
+        images, labels = images[rows], labels[rows]
     losses, predictions = [], []
     with parallel.blas_per_thread(threads):
         for logits, y in outputs(model, images, labels, mean=mean, std=std, batch_size=batch_size,
@@ -46,7 +52,10 @@ def evaluate(model, images, labels, mean, std, threads=0, batch_size=256):
             losses.append(ops.cross_entropy(logits, y).data * len(y))
             predictions.append(logits.argmax(axis=1))
     xp = backend.get_array_module(labels)
-    predicted = xp.concatenate(predictions)
-    total_loss, correct = backend.to_device(
-        xp.stack([xp.stack(losses).sum(), (predicted == labels).sum()]), "cpu").tolist()
-    return total_loss / len(labels), correct / len(labels), backend.to_device(predicted, "cpu")
+    predicted = xp.concatenate(predictions) if predictions else xp.zeros(0, dtype=labels.dtype)
+    sums = xp.stack([xp.stack(losses).sum() if losses else xp.zeros(()),
+                     (predicted == labels).sum()]).astype(xp.float64)
+    if world is not None and world.size > 1:
+        sums, predicted = world.sum(sums), world.gather(predicted)
+    total_loss, correct = backend.to_device(sums, "cpu").tolist()
+    return total_loss / n, correct / n, backend.to_device(predicted, "cpu")

@@ -83,15 +83,34 @@ def batch_shards(images, threads):
     return shards(len(images), 1 if backend.is_gpu_array(images) else threads)
 
 
-def loss_and_gradients(model, loss_fn, images, targets, threads=None):
+def rank_shards(n, threads, world=None):
+    """(the shards of a batch of n, the indices of those this process computes): one shard per
+    thread, and with a distributed.World of N processes N * T shards, rank r taking the T from
+    r T (fewer when n is smaller)."""
+    size, rank = (world.size, world.rank) if world is not None else (1, 0)
+    pieces = shards(n, size * threads)
+    return pieces, [i for i in range(len(pieces)) if i // threads == rank]
+
+
+def rank_rows(n, threads, world=None):
+    """The rows of a batch of n that this process computes (its logits' rows)."""
+    pieces, mine = rank_shards(n, threads, world)
+    return slice(pieces[mine[0]].start, pieces[mine[-1]].stop) if mine else slice(0, 0)
+
+
+def loss_and_gradients(model, loss_fn, images, targets, threads=None, world=None):
     """Forward and backward of one batch: leaves d(mean loss)/dW in each parameter's `.grad`
     (added to what is there, like `backward`) and returns (the loss, a 0-d array on the batch's
     device: reading it is a sync on the GPU; the logits B K).
 
     images: an array (B C H W), targets: an array (B ...); loss_fn(logits, targets) must be the
-    mean over the samples. threads: 0 or None for one a core.
+    mean over the samples. threads: 0 or None for one a core. world: a distributed.World whose
+    ranks all call this with the same batch: each computes its shards (rank_shards), and the
+    gradients and the loss, summed over the ranks in one buffer, are the whole batch's on every
+    rank; the logits are those of this rank's rows (rank_rows).
     """
-    pieces = batch_shards(images, threads or cpu_count())
+    threads = 1 if backend.is_gpu_array(images) else threads or cpu_count()
+    pieces, mine = rank_shards(len(images), threads, world)
     seeds = backend.rng(np).integers(2 ** 63, size=len(pieces))  # one dropout generator a shard
 
     def forward_backward(i):
@@ -100,18 +119,32 @@ def loss_and_gradients(model, loss_fn, images, targets, threads=None):
             loss = loss_fn(logits, targets[pieces[i]])
             return loss.data, logits.data, dict(leaf_gradients(loss))
 
-    results = run_in_threads(forward_backward, range(len(pieces)))
-    weights = [(piece.stop - piece.start) / len(images) for piece in pieces]
-    if len(results) == 1:  # the whole batch: its gradients as they are
+    results = run_in_threads(forward_backward, mine) if mine else []
+    weights = [(pieces[i].stop - pieces[i].start) / len(images) for i in mine]
+    if len(pieces) == 1 and mine:  # the whole batch in one piece: its gradients as they are
         loss, logits, total = results[0]
     else:
         loss = sum(weight * loss for weight, (loss, _, _) in zip(weights, results))
-        logits = np.concatenate([logits for _, logits, _ in results])
+        logits = np.concatenate([logits for _, logits, _ in results]) if results else None
         total = {param: sum(weight * gradients[param] for weight, (_, _, gradients)
-                            in zip(weights, results)) for param in results[0][2]}
+                            in zip(weights, results)) for param in results[0][2]} if results else {}
+    if world is not None and world.size > 1:
+        loss, total = sum_over_ranks(world, model.parameters(), loss, total)
     for param, grad in total.items():
         param.grad = grad if param.grad is None else param.grad + grad
     return loss, logits
+
+
+def sum_over_ranks(world, params, loss, gradients):
+    """(loss, {param: gradient}) summed over the ranks: every gradient and the loss in one flat
+    buffer, one Allreduce (a parameter this rank has no gradient for contributes zeros)."""
+    xp = backend.get_array_module(*(p.data for p in params))
+    parts = [gradients[p] if p in gradients else xp.zeros_like(p.data) for p in params]
+    flat = xp.concatenate([g.reshape(-1) for g in parts] + [xp.reshape(xp.asarray(loss), (1,))])
+    flat = world.sum(flat.astype(parts[0].dtype))
+    offsets = np.cumsum([0] + [g.size for g in parts]).tolist()
+    total = {p: flat[a:b].reshape(p.shape) for p, a, b in zip(params, offsets, offsets[1:])}
+    return flat[-1], total
 
 
 def predict(model, images, threads=None):

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 import minivit
-from minivit import backend, cli, memory, ops, parallel
+from minivit import backend, cli, distributed, memory, ops, parallel
 from minivit.checkpoint import TrainingCheckpoint, read_training, write_training
 from minivit.data import Augment, batches, cutmix, load_dataset, mixup
 from minivit.errors import CheckpointError, ConfigError, Diverged, Error, MissingFile
@@ -34,11 +34,11 @@ from minivit.pretrained import (from_pretrained, from_training_checkpoint,
                                 trained_normalization)
 
 
-def option(default, help, choices=None, minimum=None, below=None):
+def option(default, help, choices=None, minimum=None, below=None, flag=True):
     """A TrainConfig field with its command-line help, its allowed values or range: at least
-    `minimum` and (if given) below `below`."""
-    return dataclasses.field(default=default, metadata=dict(help=help, choices=choices,
-                                                            minimum=minimum, below=below))
+    `minimum` and (if given) below `below`. flag=False: recorded in the config, not a flag."""
+    return dataclasses.field(default=default, metadata=dict(
+        help=help, choices=choices, minimum=minimum, below=below, flag=flag))
 
 
 @dataclasses.dataclass
@@ -91,6 +91,8 @@ class TrainConfig:
     threads: int = option(0, "CPU threads; each batch is split between them (0: one for every "
                           "core)")
     out: str = option("runs", "parent folder of the run directory")
+    processes: int = option(1, "processes training together (mpiexec -n N; see "
+                            "minivit.distributed)", flag=False)
 
 
 ARCHITECTURE = ("dim", "depth", "heads", "mlp_dim", "patch_size")
@@ -129,6 +131,8 @@ def parse_args(argv=None):
     parser.add_argument("--name", help="run directory name (default: dataset-model-time)")
     defaults = TrainConfig()
     for field in dataclasses.fields(TrainConfig):
+        if not field.metadata["flag"]:
+            continue
         help, choices = field.metadata["help"], field.metadata["choices"]
         default = getattr(defaults, field.name)
         parser.add_argument("--" + field.name.replace("_", "-"), type=field.type, default=None,
@@ -221,7 +225,7 @@ def make_optimizer(config, model):
     return AdamW(groups, config.lr, clip_norm=clip_norm)  # clips the gradients, on the device
 
 
-def setup(config, run_dir, resume):
+def setup(config, run_dir, resume, world):
     """(config completed, data set, model, optimizer, checkpoint to resume from or None)."""
     backend.check_device(config.device)
     if config.threads < 0:
@@ -235,11 +239,17 @@ def setup(config, run_dir, resume):
     # the number of shards decides the dropout masks and the order gradients are added in, so
     # it is fixed in the run's config: a run resumed on another machine stays the same run
     config = dataclasses.replace(config, image_size=config.image_size or data.train_images.shape[-1],
-                                 threads=config.threads or parallel.cpu_count())
+                                 threads=config.threads or parallel.cpu_count(),
+                                 processes=world.size)
     if config.low_res_epochs and config.low_res_size > config.image_size:
         raise ConfigError(f"--low-res-size {config.low_res_size} is larger than the image size "
                           f"{config.image_size}: it must be smaller")
     checkpoint = read_training(os.path.join(run_dir, "last.npz")) if resume else None
+    trained_by = checkpoint.config.get("processes", 1) if checkpoint else world.size
+    if trained_by != world.size:  # the processes decide the shards, and so the run
+        launch = f"mpiexec -n {trained_by} python" if trained_by > 1 else "python"
+        raise ConfigError(f"{run_dir} was trained by {trained_by} process(es), not {world.size}: "
+                          f"resume it with `{launch} -m minivit.train --resume {run_dir}`")
     minivit.manual_seed(config.seed)
     if checkpoint:  # at the resolution it was saved at
         model = from_training_checkpoint(checkpoint)
@@ -247,7 +257,11 @@ def setup(config, run_dir, resume):
         low_res = config.low_res_epochs > 0
         model = build_model(config, data.train_images.shape[1], len(data.classes),
                             config.low_res_size if low_res else config.image_size)
+    if config.device == "gpu" and world.size > 1:
+        backend.cupy.cuda.Device(world.rank % backend.cupy.cuda.runtime.getDeviceCount()).use()
     model.to(config.device)
+    world.check_same("minivit, configuration, data set or initial model", fingerprint(
+        config, data, model))
     optimizer = make_optimizer(config, model)
     if checkpoint:
         optimizer.load_state_dict(checkpoint.optimizer)
@@ -256,11 +270,24 @@ def setup(config, run_dir, resume):
 
 # --- one epoch -----------------------------------------------------------------------------------
 
-def train_epoch(model, optimizer, images, labels, mean, std, config, epoch):
+def fingerprint(config, data, model):
+    """What every process of a run must agree on: minivit's source, the options, the data set,
+    the initial weights (a short hash of each)."""
+    record = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("out", "data_dir")}
+    first = next(iter(model.parameters())).data
+    parts = [distributed.source_hash(), json.dumps(record, sort_keys=True), data.name,
+             str(data.train_images.shape), str(int(np.asarray(data.train_labels).sum())),
+             str(float(backend.to_device(first, "cpu").astype(np.float64).sum()))]
+    return "|".join(parts)
+
+
+def train_epoch(model, optimizer, images, labels, mean, std, config, epoch, world=None):
     """One pass over the training set, a step per batch. Returns (mean loss, accuracy, images).
 
     The loss and the number of right answers are summed on the device, and read back (a sync on
-    the GPU) only when the progress bar is redrawn, every READ_EVERY steps there, and at the end."""
+    the GPU) only when the progress bar is redrawn, every READ_EVERY steps there, and at the end.
+    world: the processes that train together (minivit.distributed), by default this one alone."""
+    world = world or distributed.World()
     minivit.manual_seed(config.seed * 100_003 + epoch)  # every epoch's randomness comes from
     rng = np.random.default_rng([config.seed, epoch])   # (seed, epoch): a resume replays it
     steps_per_epoch = math.ceil(len(labels) / config.batch_size)
@@ -280,16 +307,19 @@ def train_epoch(model, optimizer, images, labels, mean, std, config, epoch):
         optimizer.zero_grad()
         x, targets, loss_fn = training_targets(x, y, config, rng)
         # forward and backward, each batch split between the CPU's cores
-        loss, logits = parallel.loss_and_gradients(model, loss_fn, x, targets, config.threads)
+        loss, logits = parallel.loss_and_gradients(model, loss_fn, x, targets, config.threads,
+                                                   world)
         optimizer.step()  # clipping included
         seen += len(y)
-        batch_sums = xp.stack([loss * len(y), (logits.argmax(axis=1) == y).sum()])
+        # the loss is the whole batch's on every process; the right answers, this one's rows'
+        mine = y[parallel.rank_rows(len(y), config.threads, world)]
+        batch_sums = xp.stack([loss * len(y) * (world.rank == 0), (logits.argmax(axis=1) == mine).sum()])
         sums = batch_sums if sums is None else sums + batch_sums
         if (i + 1) % read_every == 0 and (xp is np or not bar.disable):
-            loss_sum, correct = read_sums(sums, epoch)
+            loss_sum, correct = read_sums(world.sum(sums), epoch)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
                             img_s=f"{seen / (time.perf_counter() - start):.0f}")
-    loss_sum, correct = read_sums(sums, epoch)
+    loss_sum, correct = read_sums(world.sum(sums), epoch)
     return loss_sum / seen, correct / seen, seen
 
 
@@ -444,39 +474,48 @@ def write_summary(run_dir, rows, config, model, best_accuracy, command):
 def train(config, run_dir, resume=False, command="", overwrite=False):
     """Train as `config` says, writing everything into `run_dir`; with resume=True, go on from
     run_dir/last.npz (overwrite=True: replace a run already in run_dir). Returns the summary
-    (also in summary.json)."""
+    (also in summary.json). Started by `mpiexec -n N`, the N processes train together
+    (minivit.distributed): rank 0 alone prints and writes the run directory."""
+    world = distributed.world()
+    if world.rank > 0:
+        return train_into(config, run_dir, resume, command, overwrite, world)
     new_folders = created_folders(run_dir)
     with open_run_dir(run_dir, resume, overwrite):
         try:
-            return train_into(config, run_dir, resume, command, overwrite)
+            return train_into(config, run_dir, resume, command, overwrite, world)
         except BaseException:  # refused, stopped or diverged before its first epoch ended
             if new_folders:
                 remove_unfinished(new_folders)
             raise
 
 
-def train_into(config, run_dir, resume, command, overwrite=False):
-    config, data, model, optimizer, checkpoint = setup(config, run_dir, resume)
+def train_into(config, run_dir, resume, command, overwrite, world):
+    config, data, model, optimizer, checkpoint = setup(config, run_dir, resume, world)
     memory.keep_freed_memory()
     path = lambda name: os.path.join(run_dir, name)  # noqa: E731
-    if overwrite and not resume:  # only now that the new run is set up: a refused one keeps it
+    leader = world.rank == 0      # the one process that prints and writes
+    say = print if leader else (lambda *args, **kwargs: None)
+    if overwrite and not resume and leader:  # only now that the new run is set up
         for name in RUN_FILES:
             Path(path(name)).unlink(missing_ok=True)
     rows, best_accuracy = [], 0.0
     if checkpoint:
         best_accuracy = checkpoint.best_accuracy
         rows = checkpoint.metrics or read_metrics(path("metrics.csv"), checkpoint.epoch)
-        write_metrics(path("metrics.csv"), rows)  # a row a crash lost after the checkpoint, back
-    with open(path("config.json"), "w") as f:
-        json.dump(dataclasses.asdict(config), f, indent=2)
+    if leader:
+        if checkpoint:
+            write_metrics(path("metrics.csv"), rows)  # a row a crash lost after the checkpoint
+        with open(path("config.json"), "w") as f:
+            json.dump(dataclasses.asdict(config), f, indent=2)
 
     to_device = lambda a: backend.to_device(a, config.device)  # noqa: E731
     train_images, train_labels = to_device(data.train_images), to_device(data.train_labels)
     test_images, test_labels = to_device(data.test_images), to_device(data.test_labels)
     mean, std = data.normalization(config.normalize)
-    print(f"{data.name}: {len(data.train_labels)} train / {len(data.test_labels)} test images "
-          f"{tuple(data.train_images.shape[1:])}, {len(data.classes)} classes | model "
-          f"{model.num_parameters():,} parameters | {config.device} | run {run_dir}")
+    processes = f" | {world.size} processes x {config.threads} threads" if world.size > 1 else ""
+    say(f"{data.name}: {len(data.train_labels)} train / {len(data.test_labels)} test images "
+        f"{tuple(data.train_images.shape[1:])}, {len(data.classes)} classes | model "
+        f"{model.num_parameters():,} parameters | {config.device}{processes} | run {run_dir}")
     last_plot = -math.inf
     blas = parallel.blas_per_thread(config.threads)  # from here to `finally` (see minivit.parallel)
     try:
@@ -487,32 +526,35 @@ def train_into(config, run_dir, resume, command, overwrite=False):
             start = time.perf_counter()
             try:
                 train_loss, train_accuracy, seen = train_epoch(
-                    model, optimizer, train_images, train_labels, mean, std, config, epoch)
+                    model, optimizer, train_images, train_labels, mean, std, config, epoch, world)
             except Diverged as error:
                 raise Diverged(f"{error}: try a lower --lr" + (
                     f"; the last good checkpoint is {path('last.npz')}" if rows else "")) from None
             seconds = time.perf_counter() - start
             test_loss, test_accuracy, _ = evaluate(model, test_images, test_labels, mean, std,
-                                                   config.threads)
+                                                   config.threads, world=world)
             rows.append(dict(epoch=epoch + 1, train_loss=train_loss, train_accuracy=train_accuracy,
                              test_loss=test_loss, test_accuracy=test_accuracy, lr=optimizer.lr,
                              seconds=seconds, images_per_second=seen / seconds))
             best = test_accuracy > best_accuracy
             best_accuracy = max(best_accuracy, test_accuracy)
-            save_checkpoint(path("last.npz"), model, optimizer, config, best_accuracy, rows)
-            if best:
-                save_checkpoint(path("best.npz"), model, optimizer, config, best_accuracy, rows)
-            write_metrics(path("metrics.csv"), rows)
-            if time.perf_counter() - last_plot > 20:  # a plot costs ~0.3 s: not after every short epoch
+            if leader:
+                save_checkpoint(path("last.npz"), model, optimizer, config, best_accuracy, rows)
+                if best:
+                    save_checkpoint(path("best.npz"), model, optimizer, config, best_accuracy, rows)
+                write_metrics(path("metrics.csv"), rows)
+            if leader and time.perf_counter() - last_plot > 20:  # a plot costs ~0.3 s
                 plot_curves(rows, path("curves.png"))
                 last_plot = time.perf_counter()
-            print(f"epoch {epoch + 1:3d}/{config.epochs} | train loss {train_loss:.4f} "
+            say(f"epoch {epoch + 1:3d}/{config.epochs} | train loss {train_loss:.4f} "
                   f"acc {100 * train_accuracy:5.2f}% | test loss {test_loss:.4f} "
                   f"acc {100 * test_accuracy:5.2f}% | {seconds:.1f}s, {seen / seconds:.0f} img/s")
     finally:  # finished, stopped or diverged: the curves show every finished epoch
         blas.restore_original_limits()
-        if rows:
+        if rows and leader:
             plot_curves(rows, path("curves.png"))
+    if not leader:
+        return None
     summary = write_summary(run_dir, rows, config, model, best_accuracy, command)
     print(f"test accuracy {100 * summary['final_test_accuracy']:.2f}% (best "
           f"{100 * best_accuracy:.2f}%) after {config.epochs} epochs, "

@@ -21,7 +21,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from minivit import backend, cli, memory, ops, parallel
+from minivit import backend, cli, distributed, memory, ops, parallel
 from minivit.engine import Function
 from minivit.errors import ConfigError
 from minivit.model import CONFIGS, ViT
@@ -60,8 +60,9 @@ def matmul_peak(xp, size=2048, repeats=5):
 class Minivit:
     """A minivit model, its optimizer and a batch, with timed steps."""
 
-    def __init__(self, config, batch_size, device, threads):
+    def __init__(self, config, batch_size, device, threads, world=None):
         self.threads = threads  # the batch is split between them (minivit.parallel)
+        self.world = world or distributed.World()  # and between processes, under mpiexec
         self.model = ViT(**config).to(device)
         self.optimizer = AdamW(param_groups(self.model, 0.05), lr=1e-4, clip_norm=1.0)
         rng = np.random.default_rng(0)
@@ -74,12 +75,12 @@ class Minivit:
     def train_step(self):
         self.optimizer.zero_grad()
         parallel.loss_and_gradients(self.model, ops.cross_entropy, self.images, self.labels,
-                                    self.threads)
+                                    self.threads, self.world)
         self.optimizer.step()  # clipping at norm 1 inside
         synchronize(self.xp)
 
     def forward(self):
-        parallel.predict(self.model, self.images, self.threads)
+        parallel.predict(self.model, self.images[self.world.rows(len(self.images))], self.threads)
         synchronize(self.xp)
 
 
@@ -241,12 +242,15 @@ def bench(args):
         config["image_size"] = args.image_size
     threads = args.threads
     memory.keep_freed_memory()  # as minivit.train does (and for PyTorch, in the same process)
+    world = distributed.world()
     try:
-        ours = Minivit(config, args.batch_size, args.device, threads)
+        ours = Minivit(config, args.batch_size, args.device, threads, world)
     except ValueError as error:  # an image size the patch size does not divide
         raise ConfigError(f"cannot build {args.model}: {error}") from None
     if args.count:
         return print_counts(count(ours), args)
+    if world.size > 1:
+        return bench_processes(ours, args, world)
     runners, names = [ours], ["minivit"]
     for _ in range(args.warmup):
         ours.train_step()
@@ -298,6 +302,35 @@ def bench(args):
         print(f"\nprofile of one training step ({result['profile_seconds_per_step'] * 1e3:.0f} ms):")
         for op, seconds in result["profile"].items():
             print(f"  {op:32s} {seconds * 1e3:8.1f} ms")
+    return result
+
+
+def bench_processes(ours, args, world):
+    """Under mpiexec -n N: images per second of the whole batch, shared by N processes, and the
+    time each step spends in the all-reduce of its gradients (rank 0 prints)."""
+    for _ in range(args.warmup):
+        ours.train_step()
+    world.seconds = 0.0
+    train = time_alternating([ours], "train_step", args.steps, 0)[0]
+    allreduce = world.seconds / args.steps
+    forward = time_alternating([ours], "forward", args.steps, args.warmup)[0]
+    result = dict(model=args.model, batch_size=args.batch_size, device=args.device,
+                  processes=world.size, threads_per_process=ours.threads,
+                  date=time.strftime("%Y-%m-%d"),
+                  train_images_per_second=args.batch_size / train,
+                  forward_images_per_second=args.batch_size / forward,
+                  allreduce_ms_per_step=1e3 * allreduce, step_ms=1e3 * train,
+                  gradient_mib=sum(p.size for p in ours.model.parameters()) * 4 / 2 ** 20)
+    if world.rank:
+        return result
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return result
+    print(f"{args.model}, batch {args.batch_size} shared by {world.size} processes x "
+          f"{ours.threads} threads, {args.device} | train {result['train_images_per_second']:.1f} "
+          f"img/s ({result['step_ms']:.0f} ms a step, {result['allreduce_ms_per_step']:.1f} ms of "
+          f"it in the all-reduce of {result['gradient_mib']:.1f} MiB) | forward "
+          f"{result['forward_images_per_second']:.1f} img/s")
     return result
 
 

@@ -1,0 +1,111 @@
+"""Data parallelism across processes and machines: MPI, through mpi4py.
+
+    mpiexec -n 2 python -m minivit.train --dataset digits --threads 1
+
+starts two processes (ranks) that train one model together, as minivit.parallel's threads do
+inside one process, one level up:
+
+    1. every rank draws the same batch (the same seed gives the same permutation) and takes its
+       rows: the batch is cut into N * T shards (N ranks, T threads each), rank r takes shards
+       r T .. r T + T - 1, and each of its threads one of them;
+    2. each rank computes sum_s (n_s / B) dloss_s/dW over its shards, in one flat buffer;
+    3. one Allreduce sums the buffers of all ranks: every rank now holds dL/dW of the whole batch,
+       applies the same optimizer step, and the weights stay identical without being sent again.
+
+An Allreduce of n bytes over N ranks joined in a ring moves 2 (N - 1) / N * n bytes through each
+rank's link, in 2 (N - 1) steps of n / N: one flat buffer a step, not one message per parameter,
+so the latency is paid 2 (N - 1) times a step rather than that many times per parameter. Without
+mpi4py, or in a process not started by mpiexec, the world is one process and nothing changes.
+"""
+import hashlib
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from minivit import backend
+
+# environment variables that MPICH's and Open MPI's launchers set in every process they start
+LAUNCHERS = ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")
+
+
+class World:
+    """The processes of one run: rank `rank` of `size`. One process is rank 0 of 1, and then
+    every collective is the identity."""
+
+    def __init__(self, comm=None):
+        self.comm = comm
+        self.rank = comm.Get_rank() if comm is not None else 0
+        self.size = comm.Get_size() if comm is not None else 1
+        self.seconds = 0.0  # time spent in allreduce, for the benchmark
+
+    def sum(self, array):
+        """The element-wise sum of `array` over all ranks, on every rank (one Allreduce). A GPU
+        array goes through host memory."""
+        if self.size == 1:
+            return array
+        from mpi4py import MPI
+        start = time.perf_counter()
+        host = np.ascontiguousarray(backend.to_device(array, "cpu"))
+        total = np.empty_like(host)
+        self.comm.Allreduce(host, total, op=MPI.SUM)
+        self.seconds += time.perf_counter() - start
+        return backend.to_device(total, backend.device_of(array))
+
+    def gather(self, array):
+        """The arrays of all ranks, concatenated in rank order, on every rank."""
+        if self.size == 1:
+            return array
+        parts = self.comm.allgather(backend.to_device(array, "cpu"))
+        return backend.to_device(np.concatenate(parts), backend.device_of(array))
+
+    def rows(self, n):
+        """The slice of n items (a test set) that this rank evaluates."""
+        bounds = np.linspace(0, n, self.size + 1).round().astype(int).tolist()
+        return slice(bounds[self.rank], bounds[self.rank + 1])
+
+    def check_same(self, what, value):
+        """Raise on every rank if `value` (a string) is not the same on all of them."""
+        if self.size == 1:
+            return
+        values = self.comm.allgather(value)
+        odd = [rank for rank, v in enumerate(values) if v != values[0]]
+        if odd:
+            from minivit.errors import ConfigError
+            raise ConfigError(f"rank {odd[0]} has another {what} than rank 0: start every rank "
+                              "with the same minivit, options and data")
+
+    def abort(self, message):
+        """Print `message` and end every rank of the job (no rank is left waiting)."""
+        if self.rank:
+            time.sleep(1)  # if rank 0 fails too, its line alone is printed
+        print(message, file=sys.stderr, flush=True)
+        self.comm.Abort(1)
+
+
+_world = []
+
+
+def world():
+    """This process's World: MPI's, when started by mpiexec and mpi4py is installed."""
+    if not _world:
+        comm = None
+        if any(name in os.environ for name in LAUNCHERS):
+            try:
+                from mpi4py import MPI
+                comm = MPI.COMM_WORLD if MPI.COMM_WORLD.Get_size() > 1 else None
+            except ImportError:
+                print("warning: started by mpiexec, but mpi4py is not installed: every process "
+                      "trains alone (pip install mpi4py mpich)", file=sys.stderr)
+        _world.append(World(comm))
+    return _world[0]
+
+
+def source_hash():
+    """A fingerprint of minivit's own source files, to find ranks running another version."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]

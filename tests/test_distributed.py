@@ -1,0 +1,117 @@
+"""Training across processes with MPI (minivit.distributed), run under `mpiexec -n 2` in
+subprocesses: equality with one process is the test.
+
+Skips, saying why, without mpi4py and an mpiexec (`pip install mpi4py mpich`)."""
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minivit.checkpoint import read_training
+
+ROOT = Path(__file__).resolve().parent.parent
+MPIEXEC = shutil.which("mpiexec", path=f"{Path(sys.executable).parent}{os.pathsep}"
+                                       f"{os.environ.get('PATH', '')}")
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("mpi4py") is None or MPIEXEC is None,
+    reason="mpi4py or mpiexec missing: pip install mpi4py mpich")
+TINY = ["--dataset", "digits", "--dim", "16", "--depth", "1", "--heads", "2", "--mlp-dim", "32",
+        "--epochs", "2", "--batch-size", "128"]
+
+
+def launch(n, *args, timeout=240):
+    """mpiexec -n n python ARGS (n = 1: python alone), from the repository root."""
+    command = [sys.executable, *map(str, args)]
+    if n > 1:
+        command = [MPIEXEC, "-n", str(n), *command]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT,
+                          timeout=timeout)
+
+
+@pytest.mark.parametrize("ranks, threads", [(2, 1), (2, 2), (3, 1)])
+def test_ranks_and_threads_give_the_whole_batchs_gradients(ranks, threads):
+    """float64: N processes of T threads each, against one process on the whole batch."""
+    result = launch(ranks, "tests/mpi_gradient_check.py", threads)
+    assert result.returncode == 0, result.stderr
+    worst = float(result.stdout.split()[-1])
+    assert worst < 1e-12, result.stdout
+
+
+def weights(run):
+    return read_training(run / "last.npz").model
+
+
+def test_two_processes_train_bitwise_as_one_process_with_two_threads(tmp_path):
+    """1 thread on each of 2 ranks: each rank's part is one shard's weighted gradient, and the
+    all-reduce adds the two as one process adds its two threads' (0 + a + b = a + b): the same
+    float32 weights, bit for bit."""
+    mpi = launch(2, "-m", "minivit.train", *TINY, "--threads", "1", "--out", tmp_path, "--name", "mpi")
+    one = launch(1, "-m", "minivit.train", *TINY, "--threads", "2", "--out", tmp_path, "--name", "one")
+    assert mpi.returncode == 0 and one.returncode == 0, mpi.stderr + one.stderr
+    assert mpi.stdout.count("epoch ") == 2       # rank 0 alone prints
+    a, b = weights(tmp_path / "mpi"), weights(tmp_path / "one")
+    assert all(np.array_equal(a[name], b[name]) for name in a)
+    assert read_training(tmp_path / "mpi" / "last.npz").config["processes"] == 2
+
+
+def test_two_processes_of_two_threads_match_four_threads_to_float32_rounding(tmp_path):
+    """2 threads on each of 2 ranks against 4 threads in one process: the same shards and
+    dropout masks, but the four weighted gradients are added as (a + b) + (c + d) instead of
+    ((a + b) + c) + d, so the weights agree to float32 rounding, not bit for bit. (AdamW
+    divides by the root of the second moment, which magnifies the rounding of small gradients,
+    so after one epoch of 12 steps the weights differ by ~1e-4 of each tensor's largest entry.)"""
+    short = [*TINY[:-4], "--epochs", "1", "--batch-size", "128"]
+    mpi = launch(2, "-m", "minivit.train", *short, "--threads", "2", "--out", tmp_path, "--name", "mpi")
+    one = launch(1, "-m", "minivit.train", *short, "--threads", "4", "--out", tmp_path, "--name", "one")
+    assert mpi.returncode == 0 and one.returncode == 0, mpi.stderr + one.stderr
+    a, b = weights(tmp_path / "mpi"), weights(tmp_path / "one")
+    differences = {name: float(np.abs(a[name] - b[name]).max() / np.abs(b[name]).max())
+                   for name in a if np.abs(b[name]).max() > 0}
+    print(f"\nworst relative difference: {max(differences.values()):.2e}")
+    assert 0 < max(differences.values()) < 1e-3
+
+
+def test_ranks_with_different_options_are_refused_at_start(tmp_path):
+    """mpiexec's MPMD form starts rank 1 with another seed: one line, the job ends."""
+    command = [MPIEXEC, "-n", "1", sys.executable, "-m", "minivit.train", *TINY, "--seed", "0",
+               "--out", str(tmp_path), "--name", "run", ":", "-n", "1", sys.executable, "-m",
+               "minivit.train", *TINY, "--seed", "1", "--out", str(tmp_path), "--name", "run"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode != 0
+    assert "error: rank 1 has another minivit, configuration" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_rank_that_fails_ends_the_job_with_its_rank_named(tmp_path):
+    """Rank 1 raises while rank 0 waits in an all-reduce: the job ends (no hang), saying which
+    rank failed and why."""
+    script = tmp_path / "fail.py"
+    script.write_text(
+        "import numpy as np\n"
+        "from minivit import cli, distributed\n"
+        "def main():\n"
+        "    world = distributed.world()\n"
+        "    if world.rank == 1:\n"
+        "        raise RuntimeError('a broken node')\n"
+        "    world.sum(np.ones(3))\n"
+        "cli.run(main)\n")
+    result = launch(2, script, timeout=60)
+    assert result.returncode != 0
+    assert "error: rank 1 failed" in result.stderr and "a broken node" in result.stderr
+
+
+def test_a_run_resumes_only_with_as_many_processes(tmp_path):
+    first = launch(2, "-m", "minivit.train", *TINY, "--threads", "1", "--out", tmp_path, "--name", "run")
+    assert first.returncode == 0, first.stderr
+    alone = launch(1, "-m", "minivit.train", "--resume", tmp_path / "run", "--epochs", "3")
+    assert alone.returncode == 1 and "was trained by 2 process(es), not 1" in alone.stderr
+    assert "mpiexec -n 2 python -m minivit.train --resume" in alone.stderr
+    again = launch(2, "-m", "minivit.train", "--resume", tmp_path / "run", "--epochs", "3")
+    assert again.returncode == 0 and "epoch   3/3" in again.stdout, again.stderr
