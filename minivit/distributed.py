@@ -103,6 +103,14 @@ def world():
     return _world[0]
 
 
+def ring_allreduce_seconds(nbytes, ranks, bandwidth, latency):
+    """The time a ring all-reduce of `nbytes` over `ranks` processes takes, by the usual model:
+    2 (N - 1) steps (a reduce-scatter, then an all-gather), each sending n / N bytes over every
+    link at once: 2 (N - 1) / N * n / bandwidth + 2 (N - 1) * latency (bytes/s, seconds)."""
+    steps = 2 * (ranks - 1)
+    return steps / ranks * nbytes / bandwidth + steps * latency
+
+
 def source_hash():
     """A fingerprint of minivit's own source files, to find ranks running another version."""
     digest = hashlib.sha256()

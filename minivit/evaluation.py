@@ -46,7 +46,7 @@ def evaluate(model, images, labels, mean, std, threads=0, batch_size=256, world=
         rows = world.rows(n)
         images, labels = images[rows], labels[rows]
     losses, predictions = [], []
-    with parallel.blas_per_thread(threads):
+    with parallel.blas_per_thread(threads, world.size if world is not None else 1):
         for logits, y in outputs(model, images, labels, mean=mean, std=std, batch_size=batch_size,
                                  forward=lambda x: parallel.predict(model, x, threads)):
             losses.append(ops.cross_entropy(logits, y).data * len(y))

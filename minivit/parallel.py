@@ -52,9 +52,10 @@ def _blas():
     return ThreadpoolController()
 
 
-def blas_per_thread(threads=None):
+def blas_per_thread(threads=None, processes=1):
     """A block in which BLAS (OpenBLAS's matrix products) uses one core, when `threads` (0 or
-    None: every core) run data-parallel; with one thread, BLAS keeps all of its own.
+    None: every core) run data-parallel, in each of `processes` processes on the machine (under
+    mpiexec); with one thread in one process, BLAS keeps all of its own.
 
     Put a whole training loop in it, not just the steps: after each product OpenBLAS's own
     threads spin for a while waiting for more, so one product between two steps (a resize of
@@ -63,7 +64,8 @@ def blas_per_thread(threads=None):
     (OpenBLAS on pthreads) the limit holds in every thread; an OpenMP-threaded BLAS (some conda
     builds) may apply it to the calling thread only.
     """
-    return _blas().limit(limits=1 if (threads or cpu_count()) > 1 else None, user_api="blas")
+    shared = (threads or cpu_count()) * processes > 1
+    return _blas().limit(limits=1 if shared else None, user_api="blas")
 
 
 def run_in_threads(work, pieces):

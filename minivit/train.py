@@ -517,7 +517,7 @@ def train_into(config, run_dir, resume, command, overwrite, world):
         f"{tuple(data.train_images.shape[1:])}, {len(data.classes)} classes | model "
         f"{model.num_parameters():,} parameters | {config.device}{processes} | run {run_dir}")
     last_plot = -math.inf
-    blas = parallel.blas_per_thread(config.threads)  # from here to `finally` (see minivit.parallel)
+    blas = parallel.blas_per_thread(config.threads, world.size)  # to `finally` (minivit.parallel)
     try:
         for epoch in range(len(rows), config.epochs):
             if epoch == config.low_res_epochs and model.image_size != config.image_size:

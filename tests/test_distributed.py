@@ -17,7 +17,7 @@ from minivit.checkpoint import read_training
 ROOT = Path(__file__).resolve().parent.parent
 MPIEXEC = shutil.which("mpiexec", path=f"{Path(sys.executable).parent}{os.pathsep}"
                                        f"{os.environ.get('PATH', '')}")
-pytestmark = pytest.mark.skipif(
+needs_mpi = pytest.mark.skipif(
     importlib.util.find_spec("mpi4py") is None or MPIEXEC is None,
     reason="mpi4py or mpiexec missing: pip install mpi4py mpich")
 TINY = ["--dataset", "digits", "--dim", "16", "--depth", "1", "--heads", "2", "--mlp-dim", "32",
@@ -34,6 +34,7 @@ def launch(n, *args, timeout=240):
                           timeout=timeout)
 
 
+@needs_mpi
 @pytest.mark.parametrize("ranks, threads", [(2, 1), (2, 2), (3, 1)])
 def test_ranks_and_threads_give_the_whole_batchs_gradients(ranks, threads):
     """float64: N processes of T threads each, against one process on the whole batch."""
@@ -47,6 +48,7 @@ def weights(run):
     return read_training(run / "last.npz").model
 
 
+@needs_mpi
 def test_two_processes_train_bitwise_as_one_process_with_two_threads(tmp_path):
     """1 thread on each of 2 ranks: each rank's part is one shard's weighted gradient, and the
     all-reduce adds the two as one process adds its two threads' (0 + a + b = a + b): the same
@@ -60,6 +62,7 @@ def test_two_processes_train_bitwise_as_one_process_with_two_threads(tmp_path):
     assert read_training(tmp_path / "mpi" / "last.npz").config["processes"] == 2
 
 
+@needs_mpi
 def test_two_processes_of_two_threads_match_four_threads_to_float32_rounding(tmp_path):
     """2 threads on each of 2 ranks against 4 threads in one process: the same shards and
     dropout masks, but the four weighted gradients are added as (a + b) + (c + d) instead of
@@ -77,6 +80,7 @@ def test_two_processes_of_two_threads_match_four_threads_to_float32_rounding(tmp
     assert 0 < max(differences.values()) < 1e-3
 
 
+@needs_mpi
 def test_ranks_with_different_options_are_refused_at_start(tmp_path):
     """mpiexec's MPMD form starts rank 1 with another seed: one line, the job ends."""
     command = [MPIEXEC, "-n", "1", sys.executable, "-m", "minivit.train", *TINY, "--seed", "0",
@@ -89,6 +93,7 @@ def test_ranks_with_different_options_are_refused_at_start(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@needs_mpi
 def test_a_rank_that_fails_ends_the_job_with_its_rank_named(tmp_path):
     """Rank 1 raises while rank 0 waits in an all-reduce: the job ends (no hang), saying which
     rank failed and why."""
@@ -107,6 +112,7 @@ def test_a_rank_that_fails_ends_the_job_with_its_rank_named(tmp_path):
     assert "error: rank 1 failed" in result.stderr and "a broken node" in result.stderr
 
 
+@needs_mpi
 def test_a_run_resumes_only_with_as_many_processes(tmp_path):
     first = launch(2, "-m", "minivit.train", *TINY, "--threads", "1", "--out", tmp_path, "--name", "run")
     assert first.returncode == 0, first.stderr
@@ -115,3 +121,13 @@ def test_a_run_resumes_only_with_as_many_processes(tmp_path):
     assert "mpiexec -n 2 python -m minivit.train --resume" in alone.stderr
     again = launch(2, "-m", "minivit.train", "--resume", tmp_path / "run", "--epochs", "3")
     assert again.returncode == 0 and "epoch   3/3" in again.stdout, again.stderr
+
+
+def test_the_ring_all_reduce_model():
+    """One process sends nothing; two send the buffer once each way in all (2 steps of n/2);
+    many send just under twice the buffer, whatever their number, plus a latency a step."""
+    from minivit.distributed import ring_allreduce_seconds as ring
+    assert ring(1e6, 1, 1e9, 1e-5) == 0
+    assert ring(1e6, 2, 1e9, 0) == pytest.approx(1e-3)
+    assert ring(1e6, 64, 1e9, 0) == pytest.approx(2 * 63 / 64 * 1e-3)
+    assert ring(0, 64, 1e9, 1e-5) == pytest.approx(126e-5)

@@ -308,12 +308,13 @@ def bench(args):
 def bench_processes(ours, args, world):
     """Under mpiexec -n N: images per second of the whole batch, shared by N processes, and the
     time each step spends in the all-reduce of its gradients (rank 0 prints)."""
-    for _ in range(args.warmup):
-        ours.train_step()
-    world.seconds = 0.0
-    train = time_alternating([ours], "train_step", args.steps, 0)[0]
-    allreduce = world.seconds / args.steps
-    forward = time_alternating([ours], "forward", args.steps, args.warmup)[0]
+    with parallel.blas_per_thread(ours.threads, world.size):  # one BLAS thread a data thread
+        for _ in range(args.warmup):
+            ours.train_step()
+        world.seconds = 0.0
+        train = time_alternating([ours], "train_step", args.steps, 0)[0]
+        allreduce = world.seconds / args.steps
+        forward = time_alternating([ours], "forward", args.steps, args.warmup)[0]
     result = dict(model=args.model, batch_size=args.batch_size, device=args.device,
                   processes=world.size, threads_per_process=ours.threads,
                   date=time.strftime("%Y-%m-%d"),
