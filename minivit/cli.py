@@ -42,13 +42,14 @@ def run(main, interrupted="stopped"):
         message = "error: out of memory: try a smaller --batch-size (or a smaller model)"
     except Error as error:
         message = f"error: {one_line(error)}"
-    except Exception:
+    except Exception:  # a bug: with other processes waiting, end them too, with the traceback
         if world.size == 1:
             raise
         message = f"error: rank {world.rank} failed:\n{traceback.format_exc()}"
     if world.size > 1:
-        world.abort(message if world.rank == 0 else message.replace("error: ", f"error: rank "
-                                                                     f"{world.rank}: ", 1))
+        if world.rank and not message.startswith(f"error: rank {world.rank} "):
+            message = message.replace("error: ", f"error: rank {world.rank}: ", 1)
+        world.abort(message)
     sys.exit(message)
 
 

@@ -48,11 +48,11 @@ def test_a_resumed_run_ends_with_the_same_weights(tmp_path, monkeypatch, low_res
     calls = []
     real_evaluate = train_module.evaluate
 
-    def interrupted_evaluate(*args):
+    def interrupted_evaluate(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real_evaluate(*args)
+        return real_evaluate(*args, **kwargs)
 
     monkeypatch.setattr(train_module, "evaluate", interrupted_evaluate)
     with pytest.raises(KeyboardInterrupt):
@@ -150,8 +150,8 @@ def test_fine_tuning_normalises_as_the_checkpoint_was_trained(tmp_path, monkeypa
     seen = []
     real_evaluate = train_module.evaluate
     monkeypatch.setattr(train_module, "evaluate",
-                        lambda model, images, labels, mean, std, threads: seen.append((mean, std))
-                        or real_evaluate(model, images, labels, mean, std, threads))
+                        lambda model, images, labels, mean, std, threads, **kwargs: seen.append(
+                            (mean, std)) or real_evaluate(model, images, labels, mean, std, threads))
     for source, name in ((tmp_path / "official.npz", "official"), (tmp_path / "pre" / "last.npz", "own")):
         finetune([str(source), "--dataset", "digits", "--epochs", "1", "--out", str(tmp_path),
                   "--name", name])
@@ -175,10 +175,10 @@ def test_fine_tuning_starts_from_the_pretrained_weights_with_a_zero_head(tmp_pat
     seen = {}
     real_evaluate = train_module.evaluate
 
-    def first_evaluate(model, *args):
+    def first_evaluate(model, *args, **kwargs):
         seen.setdefault("blocks", model.blocks[0].attn.qkv.weight.data.copy())
         seen.setdefault("head", model.head.weight.data.copy())
-        return real_evaluate(model, *args)
+        return real_evaluate(model, *args, **kwargs)
 
     monkeypatch.setattr(train_module, "evaluate", first_evaluate)
     config = TrainConfig(**{**TINY, "model": "custom", "patch_size": 2, "epochs": 1, "lr": 0.0,
