@@ -79,9 +79,9 @@ def manual_seed(seed):
 
 def rng(xp=np):
     """The seeded random generator of an array module (NumPy's or CuPy's `default_rng`), or the
-    one that `use_generator` set for this thread."""
-    own = getattr(_this_thread, "generator", None)
-    if own is not None and xp is np:
+    one that `use_generator` set for this thread and module."""
+    own = getattr(_this_thread, "generators", {}).get(xp)
+    if own is not None:
         return own
     if xp not in _generators:
         _generators[xp] = xp.random.default_rng(_seed)
@@ -89,14 +89,16 @@ def rng(xp=np):
 
 
 @contextlib.contextmanager
-def use_generator(generator):
-    """Inside this block, this thread's `rng(numpy)` is `generator` (minivit.parallel gives each
-    shard of a batch its own, so that threads do not race for one and a run can be repeated)."""
-    previous, _this_thread.generator = getattr(_this_thread, "generator", None), generator
+def use_generator(generator, xp=np):
+    """Inside this block, this thread's `rng(xp)` is `generator` (minivit.parallel gives each
+    shard of a batch its own, so that threads do not race for one, processes do not draw the
+    same dropout masks, and a run can be repeated)."""
+    generators = getattr(_this_thread, "generators", {})
+    _this_thread.generators = {**generators, xp: generator}
     try:
         yield generator
     finally:
-        _this_thread.generator = previous
+        _this_thread.generators = generators
 
 
 def fused(function):

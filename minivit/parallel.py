@@ -115,8 +115,10 @@ def loss_and_gradients(model, loss_fn, images, targets, threads=None, world=None
     pieces, mine = rank_shards(len(images), threads, world)
     seeds = backend.rng(np).integers(2 ** 63, size=len(pieces))  # one dropout generator a shard
 
+    xp = backend.get_array_module(images)
+
     def forward_backward(i):
-        with backend.use_generator(np.random.default_rng(seeds[i])):
+        with backend.use_generator(xp.random.default_rng(seeds[i]), xp):
             logits = model(images[pieces[i]])
             loss = loss_fn(logits, targets[pieces[i]])
             return loss.data, logits.data, dict(leaf_gradients(loss))

@@ -26,7 +26,7 @@ from PIL import Image
 
 from minivit import backend
 from minivit.data import (Augment, DataError, batches, cutmix, horizontal_flip, load_dataset, mixup,
-                          normalize, random_crop, random_erasing)
+                          random_crop, random_erasing, standardize)
 from minivit.data import cifar, download
 from minivit.data.archive import safe_extract
 from minivit.data.dataset import channel_stats
@@ -583,7 +583,7 @@ def test_batches_are_normalised():
     x = np.concatenate([x for x, _ in batches(images, labels, 64, mean=mean, std=std)])
     np.testing.assert_allclose(x.mean(axis=(0, 2, 3)), 0, atol=1e-5)
     np.testing.assert_allclose(x.std(axis=(0, 2, 3)), 1, atol=1e-4)
-    np.testing.assert_allclose(x, normalize(images, mean, std))
+    np.testing.assert_allclose(x, standardize(images, mean, std))
 
 
 def test_augment_presets():

@@ -131,3 +131,22 @@ def test_the_ring_all_reduce_model():
     assert ring(1e6, 2, 1e9, 0) == pytest.approx(1e-3)
     assert ring(1e6, 64, 1e9, 0) == pytest.approx(2 * 63 / 64 * 1e-3)
     assert ring(0, 64, 1e9, 1e-5) == pytest.approx(126e-5)
+
+
+@needs_mpi
+def test_two_ranks_on_the_gpu_code_path_train_as_on_the_cpu(tmp_path):
+    """--device gpu under mpiexec -n 2, on the strict CuPy stand-in: each rank on its own
+    (pretend) GPU, the gradients summed through NCCL's allReduce (emulated over MPI by the
+    stand-in), dropout from a CuPy generator per shard. The stand-in computes with NumPy, so the
+    GPU code path must give the CPU's weights bit for bit: a check of the code path, not of a
+    GPU."""
+    tiny = [*TINY, "--dropout", "0.1", "--out", str(tmp_path)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "strict_cupy"),
+                                                          str(ROOT)])}
+    for name, device in (("gpu", ["--device", "gpu"]), ("cpu", ["--threads", "1"])):
+        result = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-m", "minivit.train", *tiny,
+                                 *device, "--name", name], capture_output=True, text=True,
+                                env=env, cwd=ROOT, timeout=240)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    a, b = weights(tmp_path / "gpu"), weights(tmp_path / "cpu")
+    assert all(np.array_equal(a[name], b[name]) for name in a)

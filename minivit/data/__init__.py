@@ -9,8 +9,8 @@
 Every problem (a missing archive, no network, a bad checksum, an unsafe archive, an empty image
 folder) raises DataError with a one-line message that says what to do.
 """
-from minivit.data.augment import (cutmix, horizontal_flip, mixup, normalize,
-                                  random_crop, random_erasing, resize)
+from minivit.data.augment import (cutmix, horizontal_flip, mixup, random_crop, random_erasing,
+                                  resize, standardize)
 from minivit.data.cifar import load_cifar
 from minivit.data.dataset import Dataset
 from minivit.data.digits import load_digits
@@ -48,6 +48,6 @@ def load_dataset(name, data_dir="data", image_size=None, download=True):
     return load_cifar(kind, data_dir, archive=argument or None, download=download)
 
 
-__all__ = ["load_dataset", "Dataset", "DataError", "batches", "Augment", "normalize", "random_crop",
+__all__ = ["load_dataset", "Dataset", "DataError", "batches", "Augment", "standardize", "random_crop",
            "horizontal_flip", "random_erasing", "resize", "mixup", "cutmix", "load_cifar", "load_digits",
            "load_folder", "NAMES"]

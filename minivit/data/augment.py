@@ -26,8 +26,9 @@ def _on_device(xp, name, *key):
     return xp.asarray(interpolation_matrix(old, new, align_corners=False), dtype=dtype)
 
 
-def normalize(images, mean, std):
-    """uint8 pixels (B C H W) -> float32 (pixel / 255 - mean[c]) / std[c], per channel c."""
+def standardize(images, mean, std):
+    """uint8 pixels (B C H W) -> float32 (pixel / 255 - mean[c]) / std[c], per channel c: each
+    channel standardised with the statistics a Dataset's normalization() gives."""
     xp = get_array_module(images)
     mean = _on_device(xp, "channels", tuple(float(m) for m in mean))
     std = _on_device(xp, "channels", tuple(float(s) for s in std))

@@ -11,7 +11,7 @@ import numpy as np
 
 from minivit import backend
 from minivit.data.augment import (crop, crop_offsets, erase, erase_draws, flip, flip_draws,
-                                  normalize, resize)
+                                  resize, standardize)
 from minivit.errors import DataError
 
 
@@ -77,7 +77,7 @@ def batches(images, labels, batch_size, *, mean, std, shuffle=False, rng=None, a
             x = crop(x, augment.crop, draws.pop(0), draws.pop(0))
         if augment.flip:
             x = flip(x, draws.pop(0))
-        x = normalize(x, mean, std)
+        x = standardize(x, mean, std)
         if augment.erase:
             x = erase(x, *draws)
         if size is not None:

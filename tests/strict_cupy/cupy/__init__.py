@@ -139,6 +139,7 @@ class ndarray:
     strides = property(lambda self: self._a.strides)
     T = property(lambda self: ndarray(self._a.T))
     flags = property(lambda self: self._a.flags)
+    data = property(lambda self: _Pointer(self._a.ctypes.data))  # device memory, by address
 
     def __len__(self):
         return len(self._a)
@@ -222,6 +223,11 @@ class ndarray:
         return ndarray(~self._a)
 
     __hash__ = None
+
+
+class _Pointer:
+    def __init__(self, ptr):
+        self.ptr = ptr
 
 
 _UFUNCS = {"__add__": "add", "__sub__": "subtract", "__mul__": "multiply",
