@@ -17,7 +17,6 @@ import os
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -25,13 +24,14 @@ from tqdm import tqdm
 import minivit
 from minivit import backend, cli, distributed, memory, ops, parallel
 from minivit.checkpoint import TrainingCheckpoint, read_training, write_training
-from minivit.data import Augment, batches, cutmix, load_dataset, mixup
+from minivit.data import batches, cutmix, load_dataset, mixup
 from minivit.errors import CheckpointError, ConfigError, Diverged, Error, MissingFile
 from minivit.evaluation import evaluate
 from minivit.model import CONFIGS, ViT
 from minivit.optim import SGD, AdamW, param_groups, warmup_cosine
 from minivit.pretrained import (from_pretrained, from_training_checkpoint,
                                 trained_normalization)
+from minivit.run_dir import created_folders, open_run_dir, remove_run_files, remove_unfinished
 
 
 def option(default, help, choices=None, minimum=None, below=None, flag=True):
@@ -396,68 +396,6 @@ def save_checkpoint(path, model, optimizer, config, best_accuracy, rows):
         model_config=model.config, metrics=rows))
 
 
-RUN_FILES = ("config.json", "metrics.csv", "summary.json", "curves.png", "last.npz", "best.npz")
-
-
-def open_run_dir(run_dir, resume, overwrite):
-    """Make `run_dir` this run's, and hold its lock until the returned file is closed.
-    A directory that holds another run is refused (unless resuming, or with overwrite=True:
-    then train_into deletes its run's files once the new run is set up); so is one that another
-    process is training into. Temporary files a killed run left behind are deleted."""
-    run_dir = Path(run_dir)
-    taken = run_dir.is_dir() and any(p.name != ".lock" for p in run_dir.iterdir())
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        lock = open(run_dir / ".lock", "a")  # "a": a refused run leaves even its mtime
-    except OSError as error:
-        raise ConfigError(f"cannot write the run directory {run_dir} ({error.strerror}): choose "
-                          "another --out") from None
-    try:
-        import fcntl
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except ImportError:  # not POSIX (Windows): no lock
-        pass
-    except BlockingIOError:
-        lock.close()
-        raise ConfigError(f"another minivit.train is training into {run_dir}: wait for it, or "
-                          "give this run another --name") from None
-    if taken and not resume and not overwrite:  # checked under the lock: a run being trained
-        lock.close()                            # into is named as such (above)
-        raise ConfigError(f"{run_dir} already holds a run: give another --name, continue it with "
-                          f"--resume {run_dir}, or replace it with --overwrite")
-    for path in run_dir.iterdir():
-        if ".tmp" in path.name:
-            path.unlink()
-    return lock
-
-
-def created_folders(path):
-    """The folders that making `path` (with its parents) would create, deepest first."""
-    path, missing = Path(path).absolute(), []
-    while not path.exists() and path != path.parent:
-        missing.append(path)
-        path = path.parent
-    return missing
-
-
-def remove_unfinished(folders):
-    """Remove a run directory this run created (folders: created_folders of it) when the run
-    ended before its first checkpoint: nothing in it could be resumed, and a later run with the
-    same name would be refused as if it held one. Anything not of this run's making is kept."""
-    run_dir = folders[0]
-    if (run_dir / "last.npz").exists():
-        return
-    for name in (*RUN_FILES, ".lock"):
-        (run_dir / name).unlink(missing_ok=True)
-    for path in run_dir.glob("*.tmp*"):
-        path.unlink()
-    for folder in folders:
-        try:
-            folder.rmdir()
-        except OSError:  # not empty: not ours alone
-            return
-
-
 def write_summary(run_dir, rows, config, model, best_accuracy, command):
     summary = dict(final_test_accuracy=rows[-1]["test_accuracy"], best_test_accuracy=best_accuracy,
                    epochs=config.epochs, train_seconds=sum(r["seconds"] for r in rows),
@@ -496,8 +434,7 @@ def train_into(config, run_dir, resume, command, overwrite, world):
     leader = world.rank == 0      # the one process that prints and writes
     say = print if leader else (lambda *args, **kwargs: None)
     if overwrite and not resume and leader:  # only now that the new run is set up
-        for name in RUN_FILES:
-            Path(path(name)).unlink(missing_ok=True)
+        remove_run_files(run_dir)
     rows, best_accuracy = [], 0.0
     if checkpoint:
         best_accuracy = checkpoint.best_accuracy

@@ -24,7 +24,7 @@ import sys
 import numpy as np
 
 from . import cuda, random  # noqa: F401  (cupy.cuda, cupy.random)
-from ._counts import counts, site  # noqa: F401
+from ._counts import counts  # noqa: F401
 
 NAMES = json.load(open(os.path.join(os.path.dirname(__file__), "names.json")))
 __version__ = "14.2.0 (strict stand-in)"
