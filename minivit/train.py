@@ -77,6 +77,9 @@ class TrainConfig:
                                  "at full size with the position embeddings interpolated",
                                  minimum=0)
     low_res_size: int = option(16, "image size of the low-resolution epochs", minimum=1)
+    validation: float = option(0.02, "fraction of the training images held out to choose "
+                               "best.npz on (the test set never chooses; 0: no split, best.npz "
+                               "chosen on the test set)", minimum=0.0, below=1.0)
     augment: str = option("basic", "none, crop (random crop), basic (crop + flip) or strong "
                           "(basic + random erasing)", choices=["none", "crop", "basic", "strong"])
     mixup: float = option(0.0, "mixup's Beta(a, a) parameter a (0: off)", minimum=0.0)
@@ -96,6 +99,8 @@ class TrainConfig:
 
 
 ARCHITECTURE = ("dim", "depth", "heads", "mlp_dim", "patch_size")
+# options added since the first runs, as those runs had them (a resumed old run keeps them)
+BEFORE = dict(validation=0.0, mixup=0.0, cutmix=0.0, processes=1)
 # what a resumed run may change: it stays the same run, only longer, elsewhere or on another device
 RESUMABLE = ("epochs", "data_dir", "device")
 
@@ -184,7 +189,7 @@ def config_from(record, source):
                    else out_of_range(key, value))
         if problem:
             raise ConfigError(f"{source}: option {key!r} must be {problem}, not {value!r}")
-    return TrainConfig(**record)
+    return TrainConfig(**{**BEFORE, **record})
 
 
 # --- setting up: data, model, optimizer ------------------------------------------------------
@@ -226,7 +231,8 @@ def make_optimizer(config, model):
 
 
 def setup(config, run_dir, resume, world):
-    """(config completed, data set, model, optimizer, checkpoint to resume from or None)."""
+    """(config completed, data set, (validation images, labels) or None, model, optimizer,
+    checkpoint to resume from or None)."""
     backend.check_device(config.device)
     if config.threads < 0:
         raise ConfigError(f"--threads must be 0 (one for every core) or more, not {config.threads}")
@@ -236,6 +242,7 @@ def setup(config, run_dir, resume, world):
     folder = config.dataset.startswith("folder:")  # a folder's images are resized as they load
     data = load_dataset(config.dataset, data_dir=config.data_dir,
                         image_size=config.image_size if folder else None)
+    data, *validation = data.hold_out(config.validation)
     # the number of shards decides the dropout masks and the order gradients are added in, so
     # it is fixed in the run's config: a run resumed on another machine stays the same run
     config = dataclasses.replace(config, image_size=config.image_size or data.train_images.shape[-1],
@@ -265,7 +272,7 @@ def setup(config, run_dir, resume, world):
     optimizer = make_optimizer(config, model)
     if checkpoint:
         optimizer.load_state_dict(checkpoint.optimizer)
-    return config, data, model, optimizer, checkpoint
+    return config, data, validation if validation[0] is not None else None, model, optimizer, checkpoint
 
 
 # --- one epoch -----------------------------------------------------------------------------------
@@ -378,8 +385,10 @@ def plot_curves(rows, path):
     left, right = fig.subplots(1, 2)
     for key, label in (("train_loss", "train"), ("test_loss", "test")):
         left.plot(epochs, [r[key] for r in rows], label=label)
-    for key, label in (("train_accuracy", "train"), ("test_accuracy", "test")):
-        right.plot(epochs, [100 * r[key] for r in rows], label=label)
+    for key, label in (("train_accuracy", "train"), ("validation_accuracy", "validation"),
+                       ("test_accuracy", "test")):
+        if key in rows[0]:
+            right.plot(epochs, [100 * r[key] for r in rows], label=label)
     left.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     right.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     for axis in (left, right):
@@ -396,8 +405,24 @@ def save_checkpoint(path, model, optimizer, config, best_accuracy, rows):
         model_config=model.config, metrics=rows))
 
 
-def write_summary(run_dir, rows, config, model, best_accuracy, command):
-    summary = dict(final_test_accuracy=rows[-1]["test_accuracy"], best_test_accuracy=best_accuracy,
+def choice(row):
+    """What best.npz is chosen by: the validation accuracy, a tie going to the lower validation
+    loss (a small split often ties at 100%); without a split, the test accuracy (older runs).
+    None: below any epoch."""
+    if row is None:
+        return (-math.inf, -math.inf)
+    split = "validation" if "validation_accuracy" in row else "test"
+    return (row[f"{split}_accuracy"], -row[f"{split}_loss"])
+
+
+def write_summary(run_dir, rows, config, model, command):
+    """summary.json: the final model's test accuracy (the figure to report), and best.npz's
+    epoch, chosen on the validation set (or, without one, the test set), with its accuracies."""
+    chosen_on = "validation" if "validation_accuracy" in rows[-1] else "test"
+    best = max(rows, key=choice)
+    summary = dict(final_test_accuracy=rows[-1]["test_accuracy"], best_epoch=int(best["epoch"]),
+                   best_chosen_on=chosen_on, best_test_accuracy=best["test_accuracy"],
+                   best_validation_accuracy=best.get("validation_accuracy"),
                    epochs=config.epochs, train_seconds=sum(r["seconds"] for r in rows),
                    images_per_second=float(np.mean([r["images_per_second"] for r in rows])),
                    device=config.device, parameters=model.num_parameters(),
@@ -428,7 +453,7 @@ def train(config, run_dir, resume=False, command="", overwrite=False):
 
 
 def train_into(config, run_dir, resume, command, overwrite, world):
-    config, data, model, optimizer, checkpoint = setup(config, run_dir, resume, world)
+    config, data, validation, model, optimizer, checkpoint = setup(config, run_dir, resume, world)
     memory.keep_freed_memory()
     path = lambda name: os.path.join(run_dir, name)  # noqa: E731
     leader = world.rank == 0      # the one process that prints and writes
@@ -439,6 +464,7 @@ def train_into(config, run_dir, resume, command, overwrite, world):
     if checkpoint:
         best_accuracy = checkpoint.best_accuracy
         rows = checkpoint.metrics or read_metrics(path("metrics.csv"), checkpoint.epoch)
+    best_row = max(rows, key=choice) if rows else None
     if leader:
         if checkpoint:
             write_metrics(path("metrics.csv"), rows)  # a row a crash lost after the checkpoint
@@ -448,9 +474,12 @@ def train_into(config, run_dir, resume, command, overwrite, world):
     to_device = lambda a: backend.to_device(a, config.device)  # noqa: E731
     train_images, train_labels = to_device(data.train_images), to_device(data.train_labels)
     test_images, test_labels = to_device(data.test_images), to_device(data.test_labels)
+    if validation:
+        validation = [to_device(a) for a in validation]
     mean, std = data.normalization(config.normalize)
     processes = f" | {world.size} processes x {config.threads} threads" if world.size > 1 else ""
-    say(f"{data.name}: {len(data.train_labels)} train / {len(data.test_labels)} test images "
+    held = f" (+ {len(validation[1])} validation)" if validation else ""
+    say(f"{data.name}: {len(data.train_labels)} train{held} / {len(data.test_labels)} test images "
         f"{tuple(data.train_images.shape[1:])}, {len(data.classes)} classes | model "
         f"{model.num_parameters():,} parameters | {config.device}{processes} | run {run_dir}")
     last_plot = -math.inf
@@ -470,11 +499,16 @@ def train_into(config, run_dir, resume, command, overwrite, world):
             seconds = time.perf_counter() - start
             test_loss, test_accuracy, _ = evaluate(model, test_images, test_labels, mean, std,
                                                    config.threads, world=world)
-            rows.append(dict(epoch=epoch + 1, train_loss=train_loss, train_accuracy=train_accuracy,
-                             test_loss=test_loss, test_accuracy=test_accuracy, lr=optimizer.lr,
-                             seconds=seconds, images_per_second=seen / seconds))
-            best = test_accuracy > best_accuracy
-            best_accuracy = max(best_accuracy, test_accuracy)
+            row = dict(epoch=epoch + 1, train_loss=train_loss, train_accuracy=train_accuracy)
+            if validation:  # best.npz is chosen on it
+                row["validation_loss"], row["validation_accuracy"], _ = evaluate(
+                    model, *validation, mean, std, config.threads, world=world)
+            row.update(test_loss=test_loss, test_accuracy=test_accuracy, lr=optimizer.lr,
+                       seconds=seconds, images_per_second=seen / seconds)
+            rows.append(row)
+            best = choice(row) > choice(best_row)  # best.npz: on the validation split
+            best_row = row if best else best_row
+            best_accuracy = max(best_accuracy, choice(row)[0])
             if leader:
                 save_checkpoint(path("last.npz"), model, optimizer, config, best_accuracy, rows)
                 if best:
@@ -483,18 +517,21 @@ def train_into(config, run_dir, resume, command, overwrite, world):
             if leader and time.perf_counter() - last_plot > 20:  # a plot costs ~0.3 s
                 plot_curves(rows, path("curves.png"))
                 last_plot = time.perf_counter()
+            checked = (f"validation acc {100 * row['validation_accuracy']:5.2f}% | "
+                       if validation else "")
             say(f"epoch {epoch + 1:3d}/{config.epochs} | train loss {train_loss:.4f} "
-                  f"acc {100 * train_accuracy:5.2f}% | test loss {test_loss:.4f} "
-                  f"acc {100 * test_accuracy:5.2f}% | {seconds:.1f}s, {seen / seconds:.0f} img/s")
+                f"acc {100 * train_accuracy:5.2f}% | {checked}test loss {test_loss:.4f} "
+                f"acc {100 * test_accuracy:5.2f}% | {seconds:.1f}s, {seen / seconds:.0f} img/s")
     finally:  # finished, stopped or diverged: the curves show every finished epoch
         blas.restore_original_limits()
         if rows and leader:
             plot_curves(rows, path("curves.png"))
     if not leader:
         return None
-    summary = write_summary(run_dir, rows, config, model, best_accuracy, command)
-    print(f"test accuracy {100 * summary['final_test_accuracy']:.2f}% (best "
-          f"{100 * best_accuracy:.2f}%) after {config.epochs} epochs, "
+    summary = write_summary(run_dir, rows, config, model, command)
+    print(f"test accuracy {100 * summary['final_test_accuracy']:.2f}% (best.npz, epoch "
+          f"{summary['best_epoch']} chosen on the {summary['best_chosen_on']} set: "
+          f"{100 * summary['best_test_accuracy']:.2f}%) after {config.epochs} epochs, "
           f"{summary['train_seconds']:.0f}s of training, peak memory "
           f"{summary['peak_memory_mib']} MiB | {run_dir}")
     print(f"next: python -m minivit.evaluate {path('best.npz')}   or   "

@@ -28,8 +28,8 @@ def test_a_run_writes_its_directory(tmp_path):
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["threads"] == parallel.cpu_count()  # 0 (every core) is recorded as a number
     lines = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
-    assert lines[0] == ("epoch,train_loss,train_accuracy,test_loss,test_accuracy,lr,seconds,"
-                        "images_per_second") and len(lines) == 1 + 3
+    assert lines[0] == ("epoch,train_loss,train_accuracy,validation_loss,validation_accuracy,"
+                        "test_loss,test_accuracy,lr,seconds,images_per_second") and len(lines) == 1 + 3
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["epochs"] == 3
     assert 0.1 < summary["best_test_accuracy"] <= 1
 
@@ -48,9 +48,11 @@ def test_a_resumed_run_ends_with_the_same_weights(tmp_path, monkeypatch, low_res
     calls = []
     real_evaluate = train_module.evaluate
 
+    per_epoch = 2 if config.validation else 1  # the test set, and the validation split
+
     def interrupted_evaluate(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 2:
+        if len(calls) == per_epoch + 1:  # the first evaluation of epoch 2
             raise KeyboardInterrupt
         return real_evaluate(*args, **kwargs)
 
@@ -163,9 +165,10 @@ def test_fine_tuning_normalises_as_the_checkpoint_was_trained(tmp_path, monkeypa
               for name in ("official", "own", "init")}
     assert config["official"]["normalize"] == "half" and config["own"]["normalize"] == "dataset"
     assert config["init"]["normalize"] == "half"                 # minivit.train --init does the same
-    assert seen[0] == ((0.5,), (0.5,))                       # digits: one channel
-    digits = load_dataset("digits")
-    assert seen[1] == (digits.mean, digits.std) and digits.std[0] != 0.5
+    # two evaluations a run (the validation split and the test set), digits: one channel
+    assert seen[0] == seen[1] == ((0.5,), (0.5,))
+    digits = load_dataset("digits").hold_out(TrainConfig().validation)[0]  # the training part
+    assert seen[2] == seen[3] == (digits.mean, digits.std) and digits.std[0] != 0.5
 
 
 def test_fine_tuning_starts_from_the_pretrained_weights_with_a_zero_head(tmp_path, monkeypatch):
@@ -237,3 +240,23 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_run_directory(tm
         with pytest.raises(train_module.Diverged, match="at epoch 1: try a lower --lr$"):
             train(TrainConfig(**TINY), run_dir)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+
+
+def test_best_is_chosen_on_a_validation_split_never_on_the_test_set(tmp_path):
+    """2% of the training images are held out (the same ones in every run); best.npz is the
+    epoch with the best validation accuracy, and the summary reports the final model's test
+    accuracy and best.npz's, saying what chose it."""
+    data = load_dataset("digits")
+    rest, images, labels = data.hold_out(0.1)
+    assert len(labels) == 144 and len(rest.train_labels) == len(data.train_labels) - 144
+    again = data.hold_out(0.1)[1]
+    np.testing.assert_array_equal(images, again)
+    summary = train(TrainConfig(**{**TINY, "epochs": 4, "validation": 0.1}), tmp_path / "run")
+    rows = train_module.read_metrics(tmp_path / "run" / "metrics.csv", 99)
+    best = max(rows, key=lambda row: (row["validation_accuracy"], -row["validation_loss"]))
+    assert summary["best_chosen_on"] == "validation" and summary["best_epoch"] == best["epoch"]
+    assert summary["best_test_accuracy"] == best["test_accuracy"]
+    assert summary["final_test_accuracy"] == rows[-1]["test_accuracy"]
+    assert int(load_arrays(tmp_path / "run" / "best.npz")["epoch"]) == best["epoch"]
+    none = train(TrainConfig(**{**TINY, "validation": 0.0}), tmp_path / "none")
+    assert none["best_chosen_on"] == "test" and none["best_validation_accuracy"] is None

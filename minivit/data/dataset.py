@@ -36,6 +36,20 @@ class Dataset:
                                 f"one for each class, not {labels.min()}..{labels.max()}")
         self.mean, self.std = channel_stats(self.train_images)
 
+    def hold_out(self, fraction, seed=0):
+        """(this data set without a random `fraction` of its training images, those images,
+        their labels): a validation split, for choosing among models without looking at the
+        test set. The split depends on `seed` only (the same for every run by default), and
+        the normalisation statistics come from the images that remain."""
+        count = round(fraction * len(self.train_labels))
+        if count == 0:
+            return self, None, None
+        order = np.random.default_rng(seed).permutation(len(self.train_labels))
+        held, kept = np.sort(order[:count]), np.sort(order[count:])
+        rest = Dataset(self.name, self.train_images[kept], self.train_labels[kept],
+                       self.test_images, self.test_labels, self.classes)
+        return rest, self.train_images[held], self.train_labels[held]
+
     def normalization(self, kind="dataset"):
         """The per-channel (mean, std), in [0, 1] pixel units, that batches are normalised with:
         'dataset': this data set's own statistics (each channel to mean 0, std 1);

@@ -1,7 +1,7 @@
 """GPU checks that tests/ lacks: CPU-vs-GPU float32 agreement of whole models, dropout, optimizers,
 clipping, checkpoints, evaluate, resize, predict, analysis, pretrained I/O, linear_eval, fancy-index
 backward, GPU run determinism and exact resume, and a per-phase timing of one training step.
-Each check prints PASS/FAIL and the run goes on.  Run from the project root:  python3 gpu/gpu_smoke.py
+Each check prints PASS/FAIL and the run goes on.  Run from the project root:  python3 tools/gpu/gpu_smoke.py
 (It runs on the strict CuPy stand-in too, PYTHONPATH=tests/strict_cupy: a check of its calls,
 never a GPU result.)
 """

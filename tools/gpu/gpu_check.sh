@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # minivit GPU check: one run of about 8 minutes, from the project root, on a machine with a CUDA GPU and CuPy:
-#   bash gpu/gpu_check.sh [CIFAR]
-# (kept in the repository with gpu/gpu_smoke.py; both run end to end on the strict CuPy stand-in,
-# PYTHONPATH=tests/strict_cupy, which checks the calls but measures nothing about a GPU)
+#   bash tools/gpu/gpu_check.sh [CIFAR]
+# (kept in the repository with tools/gpu/gpu_smoke.py, which runs end to end on the strict CuPy
+# stand-in, PYTHONPATH=tests/strict_cupy: a check of its calls, nothing about a GPU)
 # CIFAR (optional): a cifar-10-python.tar.gz, or a folder holding cifar10_tarball.py and
 # cifar10-jpeg.npz (a copy of ../shared/data placed inside the checkout). Writes <= 8 files to $OUT:
 # summary.txt env.log pytest_gpu.log smoke.log train.log bench.log pytest_rest.log runs.tgz.
