@@ -265,9 +265,10 @@ ax.legend(fontsize=8); ax.grid(alpha=0.3); plt.tight_layout(); plt.show()
 # (`train` gives the clipping to the optimizer, `AdamW(..., clip_norm=1.0)`, which scales the
 # gradients inside its update: the same arithmetic, with nothing read back from a GPU; and
 # `parallel.loss_and_gradients` runs the forward, loss and backward lines on every CPU core
-# at once: see "Every core" below). After each epoch it evaluates on the test set, writes a row
-# to `metrics.csv`, and saves `last.npz` (and `best.npz` when the test accuracy improved) into
-# the run directory.
+# at once: see "Every core" below). After each epoch it evaluates on a validation split (2% of
+# the training images, held out) and on the test set, writes a row to `metrics.csv`, and saves
+# `last.npz` (and `best.npz` when the *validation* accuracy improved: the test set never
+# chooses) into the run directory.
 #
 # The model is `C-mini/4` ($D = 128$, 6 blocks, 4 heads, 0.8 M parameters). To fit in a few
 # minutes on two CPU cores we train it on CIFAR-10 **downsampled to 16 × 16** — a grid of
