@@ -151,3 +151,25 @@ def test_two_ranks_on_the_gpu_code_path_train_as_on_the_cpu(tmp_path):
         assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     a, b = weights(tmp_path / "gpu"), weights(tmp_path / "cpu")
     assert all(np.array_equal(a[name], b[name]) for name in a)
+
+
+@needs_mpi
+def test_a_rank_that_dies_ends_the_job_instead_of_hanging(tmp_path):
+    """Rank 1 is killed (SIGKILL: no Python left to report it) while rank 0 waits in an
+    all-reduce: MPICH's launcher ends the whole job at once. (Its message names the dead
+    process's PID; minivit cannot add the rank, the process being gone.)"""
+    script = tmp_path / "die.py"
+    script.write_text(
+        "import os, signal, time\n"
+        "import numpy as np\n"
+        "from minivit import cli, distributed\n"
+        "def main():\n"
+        "    world = distributed.world()\n"
+        "    if world.rank == 1:\n"
+        "        time.sleep(0.5)\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    world.sum(np.ones(3))\n"
+        "cli.run(main)\n")
+    result = launch(2, script, timeout=60)  # a hang would raise TimeoutExpired
+    assert result.returncode != 0
+    assert "BAD TERMINATION" in result.stdout + result.stderr
