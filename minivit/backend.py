@@ -80,7 +80,10 @@ def manual_seed(seed):
 def rng(xp=np):
     """The seeded random generator of an array module (NumPy's or CuPy's `default_rng`), or the
     one that `use_generator` set for this thread and module."""
-    own = getattr(_this_thread, "generators", {}).get(xp)
+    generators = getattr(_this_thread, "generators", {})
+    own = generators.get(xp)
+    if isinstance(own, (int, np.integer)):  # a seed: made now that something draws from it
+        own = generators[xp] = xp.random.default_rng(own)
     if own is not None:
         return own
     if xp not in _generators:
@@ -90,9 +93,10 @@ def rng(xp=np):
 
 @contextlib.contextmanager
 def use_generator(generator, xp=np):
-    """Inside this block, this thread's `rng(xp)` is `generator` (minivit.parallel gives each
-    shard of a batch its own, so that threads do not race for one, processes do not draw the
-    same dropout masks, and a run can be repeated)."""
+    """Inside this block, this thread's `rng(xp)` is `generator`, or a default_rng of it made
+    at the first draw when it is a seed (minivit.parallel gives each shard of a batch its own,
+    so that threads do not race for one, processes do not draw the same dropout masks, and a
+    run can be repeated; on a GPU a generator costs a kernel, so none is made without dropout)."""
     generators = getattr(_this_thread, "generators", {})
     _this_thread.generators = {**generators, xp: generator}
     try:

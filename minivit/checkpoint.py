@@ -144,6 +144,11 @@ def read_training(path):
         raise CheckpointError(f"{path} has a corrupt training record ({error})") from None
     if not (isinstance(config, dict) and isinstance(model_config, dict)):
         raise CheckpointError(f"{path} has a corrupt training record (config is not an object)")
+    if metrics is not None and not (isinstance(metrics, list) and all(
+            isinstance(row, dict) and all(isinstance(v, (int, float)) for v in row.values())
+            for row in metrics)):
+        raise CheckpointError(f"{path} has a corrupt training record (metrics is not a list of "
+                              "rows of numbers)")
     return TrainingCheckpoint(
         model={k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")},
         optimizer={k[len("optimizer/"):]: v for k, v in arrays.items()

@@ -43,6 +43,9 @@ class World:
         self.comm = comm
         self.rank = comm.Get_rank() if comm is not None else 0
         self.size = comm.Get_size() if comm is not None else 1
+        # this process's rank among those on its own machine (which GPU it takes)
+        self.local_rank = (comm.Split_type(split_type_shared()).Get_rank()
+                           if comm is not None else 0)
         self.seconds = 0.0  # time spent in allreduce, for the benchmark
         self._nccl = None
 
@@ -72,14 +75,27 @@ class World:
                 self._nccl = nccl.NcclCommunicator(self.size, unique_id, self.rank)
         return self._nccl or None
 
+    def gpu(self):
+        """The GPU this process takes: its rank on its machine. Two processes on one GPU are
+        refused (NCCL cannot use one GPU twice)."""
+        count = backend.cupy.cuda.runtime.getDeviceCount()
+        if self.local_rank >= count:
+            from minivit.errors import DeviceError
+            raise DeviceError(f"rank {self.rank} is process {self.local_rank + 1} on its machine, "
+                              f"which has {count} GPU(s): start at most {count} processes a "
+                              "machine (mpiexec -ppn)")
+        return self.local_rank
+
     def nccl_sum(self, array):
         from cupy.cuda import nccl
+        start = time.perf_counter()
         cupy = backend.cupy
         array = cupy.ascontiguousarray(array)
         total = cupy.empty_like(array)
         kinds = {"float32": nccl.NCCL_FLOAT32, "float64": nccl.NCCL_FLOAT64}
         self.nccl().allReduce(array.data.ptr, total.data.ptr, array.size, kinds[array.dtype.name],
                               nccl.NCCL_SUM, cupy.cuda.get_current_stream().ptr)
+        self.seconds += time.perf_counter() - start  # launch time: NCCL runs on the stream
         return total
 
     def gather(self, array):
@@ -111,6 +127,11 @@ class World:
             time.sleep(1)  # if rank 0 fails too, its line alone is printed
         print(message, file=sys.stderr, flush=True)
         self.comm.Abort(1)
+
+
+def split_type_shared():
+    from mpi4py import MPI
+    return MPI.COMM_TYPE_SHARED
 
 
 _world = []

@@ -94,6 +94,12 @@ def rank_shards(n, threads, world=None):
     return pieces, [i for i in range(len(pieces)) if i // threads == rank]
 
 
+def shard_threads(images, threads):
+    """The threads a batch is split between: one on the GPU (it is parallel already), else
+    `threads` (0 or None: one for every core)."""
+    return 1 if backend.is_gpu_array(images) else threads or cpu_count()
+
+
 def rank_rows(n, threads, world=None):
     """The rows of a batch of n that this process computes (its logits' rows)."""
     pieces, mine = rank_shards(n, threads, world)
@@ -111,14 +117,12 @@ def loss_and_gradients(model, loss_fn, images, targets, threads=None, world=None
     gradients and the loss, summed over the ranks in one buffer, are the whole batch's on every
     rank; the logits are those of this rank's rows (rank_rows).
     """
-    threads = 1 if backend.is_gpu_array(images) else threads or cpu_count()
-    pieces, mine = rank_shards(len(images), threads, world)
+    xp = backend.get_array_module(images)
+    pieces, mine = rank_shards(len(images), shard_threads(images, threads), world)
     seeds = backend.rng(np).integers(2 ** 63, size=len(pieces))  # one dropout generator a shard
 
-    xp = backend.get_array_module(images)
-
     def forward_backward(i):
-        with backend.use_generator(xp.random.default_rng(seeds[i]), xp):
+        with backend.use_generator(seeds[i], xp):  # made only if dropout draws
             logits = model(images[pieces[i]])
             loss = loss_fn(logits, targets[pieces[i]])
             return loss.data, logits.data, dict(leaf_gradients(loss))
@@ -129,7 +133,8 @@ def loss_and_gradients(model, loss_fn, images, targets, threads=None, world=None
         loss, logits, total = results[0]
     else:
         loss = sum(weight * loss for weight, (loss, _, _) in zip(weights, results))
-        logits = np.concatenate([logits for _, logits, _ in results]) if results else None
+        logits = (xp.concatenate([logits for _, logits, _ in results]) if results else  # no rows
+                  xp.zeros((0, model.head.weight.shape[1]), dtype=images.dtype))
         total = {param: sum(weight * gradients[param] for weight, (_, _, gradients)
                             in zip(weights, results)) for param in results[0][2]} if results else {}
     if world is not None and world.size > 1:

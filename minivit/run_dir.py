@@ -4,6 +4,7 @@ overwritten, and removed again when a run stops before its first checkpoint.
     with open_run_dir(run_dir, resume, overwrite):   # refused if another run holds it
         ...                                         # write config.json, metrics.csv, last.npz
 """
+import re
 from pathlib import Path
 
 from minivit.errors import ConfigError
@@ -15,9 +16,10 @@ def open_run_dir(run_dir, resume, overwrite):
     """Make `run_dir` this run's, and hold its lock until the returned file is closed.
     A directory that holds another run is refused (unless resuming, or with overwrite=True:
     then train_into deletes its run's files once the new run is set up); so is one that another
-    process is training into. Temporary files a killed run left behind are deleted."""
+    process is training into. Temporary files a killed run left behind are deleted; so is the
+    config.json of a run that stopped before its first epoch ended (under MPI another process's
+    failure ends rank 0 before it can clean up), which holds nothing to resume."""
     run_dir = Path(run_dir)
-    taken = run_dir.is_dir() and any(p.name != ".lock" for p in run_dir.iterdir())
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         lock = open(run_dir / ".lock", "a")  # "a": a refused run leaves even its mtime
@@ -33,14 +35,20 @@ def open_run_dir(run_dir, resume, overwrite):
         lock.close()
         raise ConfigError(f"another minivit.train is training into {run_dir}: wait for it, or "
                           "give this run another --name") from None
-    if taken and not resume and not overwrite:  # checked under the lock: a run being trained
-        lock.close()                            # into is named as such (above)
+    # checked under the lock, so that a run being trained into is named as such (above)
+    taken = {p.name for p in run_dir.iterdir()} - {".lock", "config.json"}
+    if taken and not resume and not overwrite:
+        lock.close()
         raise ConfigError(f"{run_dir} already holds a run: give another --name, continue it with "
                           f"--resume {run_dir}, or replace it with --overwrite")
     for path in run_dir.iterdir():
-        if ".tmp" in path.name:
+        if path.is_file() and TEMPORARY.fullmatch(path.name):
             path.unlink()
     return lock
+
+
+# what a killed run may leave half written: "last.npz.tmp-1234", "metrics.csv.tmp"
+TEMPORARY = re.compile(r"(" + "|".join(map(re.escape, RUN_FILES)) + r")\.tmp(-\d+)?")
 
 
 def remove_run_files(run_dir):

@@ -265,7 +265,7 @@ def setup(config, run_dir, resume, world):
         model = build_model(config, data.train_images.shape[1], len(data.classes),
                             config.low_res_size if low_res else config.image_size)
     if config.device == "gpu" and world.size > 1:
-        backend.cupy.cuda.Device(world.rank % backend.cupy.cuda.runtime.getDeviceCount()).use()
+        backend.cupy.cuda.Device(world.gpu()).use()
     model.to(config.device)
     world.check_same("minivit, configuration, data set or initial model", fingerprint(
         config, data, model))
@@ -307,7 +307,7 @@ def train_epoch(model, optimizer, images, labels, mean, std, config, epoch, worl
                        augment=config.augment, size=model.image_size),
                total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
                dynamic_ncols=True, file=sys.stdout, mininterval=0.5,
-               disable=not sys.stdout.isatty())  # a log file gets the epoch lines only
+               disable=world.rank > 0 or not sys.stdout.isatty())  # a log: epoch lines only
     for i, (x, y) in enumerate(bar):
         step = epoch * steps_per_epoch + i
         optimizer.lr = warmup_cosine(step, total_steps, warmup_steps, config.lr)
@@ -319,10 +319,11 @@ def train_epoch(model, optimizer, images, labels, mean, std, config, epoch, worl
         optimizer.step()  # clipping included
         seen += len(y)
         # the loss is the whole batch's on every process; the right answers, this one's rows'
-        mine = y[parallel.rank_rows(len(y), config.threads, world)]
+        mine = y[parallel.rank_rows(len(y), parallel.shard_threads(x, config.threads), world)]
         batch_sums = xp.stack([loss * len(y) * (world.rank == 0), (logits.argmax(axis=1) == mine).sum()])
         sums = batch_sums if sums is None else sums + batch_sums
-        if (i + 1) % read_every == 0 and (xp is np or not bar.disable):
+        # a read is a collective under MPI: every process must decide it alike (no tty test)
+        if (i + 1) % read_every == 0 and (xp is np or world.size == 1 and not bar.disable):
             loss_sum, correct = read_sums(world.sum(sums), epoch)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
                             img_s=f"{seen / (time.perf_counter() - start):.0f}")
@@ -529,8 +530,8 @@ def train_into(config, run_dir, resume, command, overwrite, world):
     if not leader:
         return None
     summary = write_summary(run_dir, rows, config, model, command)
-    print(f"test accuracy {100 * summary['final_test_accuracy']:.2f}% (best.npz, epoch "
-          f"{summary['best_epoch']} chosen on the {summary['best_chosen_on']} set: "
+    print(f"test accuracy {100 * summary['final_test_accuracy']:.2f}% (best.npz: epoch "
+          f"{summary['best_epoch']}, chosen on the {summary['best_chosen_on']} set, test accuracy "
           f"{100 * summary['best_test_accuracy']:.2f}%) after {config.epochs} epochs, "
           f"{summary['train_seconds']:.0f}s of training, peak memory "
           f"{summary['peak_memory_mib']} MiB | {run_dir}")
@@ -548,7 +549,7 @@ def resumed_config(run_dir, given):
     checkpoint = read_training(last)
     config = config_from(checkpoint.config, last)
     ignored = [f"--{k.replace('_', '-')}" for k in given if k not in RESUMABLE]
-    if ignored:
+    if ignored and distributed.world().rank == 0:
         warnings.warn(f"--resume continues the run as it was configured: ignoring "
                       f"{', '.join(ignored)} (a resumed run may change only "
                       f"{', '.join('--' + k.replace('_', '-') for k in RESUMABLE)})")

@@ -142,8 +142,8 @@ def test_two_ranks_on_the_gpu_code_path_train_as_on_the_cpu(tmp_path):
     GPU code path must give the CPU's weights bit for bit: a check of the code path, not of a
     GPU."""
     tiny = [*TINY, "--dropout", "0.1", "--out", str(tmp_path)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "strict_cupy"),
-                                                          str(ROOT)])}
+    env = {**os.environ, "STRICT_CUPY_GPUS": "2", "PYTHONPATH": os.pathsep.join(
+        [str(ROOT / "tests" / "strict_cupy"), str(ROOT)])}
     for name, device in (("gpu", ["--device", "gpu"]), ("cpu", ["--threads", "1"])):
         result = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-m", "minivit.train", *tiny,
                                  *device, "--name", name], capture_output=True, text=True,
@@ -173,3 +173,23 @@ def test_a_rank_that_dies_ends_the_job_instead_of_hanging(tmp_path):
     result = launch(2, script, timeout=60)  # a hang would raise TimeoutExpired
     assert result.returncode != 0
     assert "BAD TERMINATION" in result.stdout + result.stderr
+
+
+@needs_mpi
+def test_a_last_batch_too_small_for_every_rank_is_no_error(tmp_path):
+    """1,408 training images in batches of 469 leave a last batch of 1 image: rank 1 gets no
+    shard of it, contributes zeros to the all-reduce, and counts no answers."""
+    result = launch(2, "-m", "minivit.train", *TINY[:-4], "--epochs", "1", "--batch-size", "469",
+                    "--threads", "1", "--out", tmp_path, "--name", "run")
+    assert result.returncode == 0 and "epoch   1/1" in result.stdout, result.stderr
+
+
+@needs_mpi
+def test_two_ranks_on_a_machine_with_one_gpu_are_refused(tmp_path):
+    env = {**os.environ, "STRICT_CUPY_GPUS": "1", "PYTHONPATH": os.pathsep.join(
+        [str(ROOT / "tests" / "strict_cupy"), str(ROOT)])}
+    result = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-m", "minivit.train", *TINY,
+                             "--device", "gpu", "--out", str(tmp_path), "--name", "run"],
+                            capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "which has 1 GPU(s): start at most 1 processes a machine" in result.stderr

@@ -1,6 +1,7 @@
 """cupy.cuda, as far as minivit uses it: pretend devices, a stream, and NCCL (emulated over MPI,
 for the processes of an `mpiexec`, on the arrays' memory found from their pointers)."""
 import ctypes
+import os
 
 import numpy as np
 
@@ -8,7 +9,8 @@ import numpy as np
 class runtime:  # noqa: N801  (a module in CuPy)
     @staticmethod
     def getDeviceCount():  # noqa: N802  (CuPy's name)
-        return 1
+        """1 pretend GPU, or as many as STRICT_CUPY_GPUS says (a multi-GPU machine)."""
+        return int(os.environ.get("STRICT_CUPY_GPUS", "1"))
 
 
 class Device:
