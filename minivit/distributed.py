@@ -17,9 +17,9 @@ rank's link, in 2 (N - 1) steps of n / N: one flat buffer a step, not one messag
 so the latency is paid 2 (N - 1) times a step rather than that many times per parameter. Without
 mpi4py, or in a process not started by mpiexec, the world is one process and nothing changes.
 
-On GPUs, rank r uses GPU r % count, and the all-reduce goes GPU to GPU through NCCL (what
-PyTorch's DistributedDataParallel uses), its communicator's unique id sent from rank 0 by MPI;
-without NCCL, through host memory by MPI.
+On GPUs, each process uses the GPU of its rank on its machine, and the all-reduce goes GPU to
+GPU through NCCL (what PyTorch's DistributedDataParallel uses), its communicator's unique id
+sent from rank 0 by MPI; without NCCL, through host memory by MPI.
 """
 import hashlib
 import os
