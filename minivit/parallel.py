@@ -80,11 +80,6 @@ def run_in_threads(work, pieces):
     return [future.result() for future in futures]
 
 
-def batch_shards(images, threads):
-    """The shards of a batch: one per thread on the CPU; the whole batch on the GPU."""
-    return shards(len(images), 1 if backend.is_gpu_array(images) else threads)
-
-
 def rank_shards(n, threads, world=None):
     """(the shards of a batch of n, the indices of those this process computes): one shard per
     thread, and with a distributed.World of N processes N * T shards, rank r taking the T from
@@ -160,7 +155,7 @@ def predict(model, images, threads=None):
     """model(images).data (B K) without a graph, the batch (an array) split over threads like a
     training step. (A block's `keep_attention` would keep one shard's attention: call the model
     itself for that, as minivit.analysis does.)"""
-    pieces = batch_shards(images, threads or cpu_count())
+    pieces = shards(len(images), shard_threads(images, threads))
     with no_grad():  # a flag of the whole process: the threads see it too
         logits = run_in_threads(lambda piece: model(images[piece]).data, pieces)
     return backend.get_array_module(images).concatenate(logits)

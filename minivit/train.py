@@ -242,7 +242,7 @@ def setup(config, run_dir, resume, world):
     folder = config.dataset.startswith("folder:")  # a folder's images are resized as they load
     data = load_dataset(config.dataset, data_dir=config.data_dir,
                         image_size=config.image_size if folder else None)
-    data, *validation = data.hold_out(config.validation)
+    data, validation = data.hold_out(config.validation)
     # the number of shards decides the dropout masks and the order gradients are added in, so
     # it is fixed in the run's config: a run resumed on another machine stays the same run
     config = dataclasses.replace(config, image_size=config.image_size or data.train_images.shape[-1],
@@ -272,7 +272,7 @@ def setup(config, run_dir, resume, world):
     optimizer = make_optimizer(config, model)
     if checkpoint:
         optimizer.load_state_dict(checkpoint.optimizer)
-    return config, data, validation if validation[0] is not None else None, model, optimizer, checkpoint
+    return config, data, validation, model, optimizer, checkpoint
 
 
 # --- one epoch -----------------------------------------------------------------------------------

@@ -247,10 +247,10 @@ def test_best_is_chosen_on_a_validation_split_never_on_the_test_set(tmp_path):
     epoch with the best validation accuracy, and the summary reports the final model's test
     accuracy and best.npz's, saying what chose it."""
     data = load_dataset("digits")
-    rest, images, labels = data.hold_out(0.1)
+    rest, (images, labels) = data.hold_out(0.1)
     assert len(labels) == 144 and len(rest.train_labels) == len(data.train_labels) - 144
     assert (rest.mean, rest.std) == (data.mean, data.std)  # as minivit.evaluate will normalise
-    again = data.hold_out(0.1)[1]
+    again = data.hold_out(0.1)[1][0]
     np.testing.assert_array_equal(images, again)
     summary = train(TrainConfig(**{**TINY, "epochs": 4, "validation": 0.1}), tmp_path / "run")
     rows = train_module.read_metrics(tmp_path / "run" / "metrics.csv", 99)

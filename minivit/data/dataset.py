@@ -37,20 +37,21 @@ class Dataset:
         self.mean, self.std = channel_stats(self.train_images)
 
     def hold_out(self, fraction, seed=0):
-        """(this data set without a random `fraction` of its training images, those images,
-        their labels): a validation split, for choosing among models without looking at the
+        """(this data set without a random `fraction` of its training images, (those images,
+        their labels)), or (this data set, None) when the fraction holds no image: a validation
+        split, for choosing among models without looking at the
         test set. The split depends on `seed` only (the same for every run by default). The
         normalisation statistics stay those of the whole training set, so that whoever loads
         the data set again (minivit.evaluate, a chapter) normalises as the run did."""
         count = round(fraction * len(self.train_labels))
         if count == 0:
-            return self, None, None
+            return self, None
         order = np.random.default_rng(seed).permutation(len(self.train_labels))
         held, kept = np.sort(order[:count]), np.sort(order[count:])
         rest = Dataset(self.name, self.train_images[kept], self.train_labels[kept],
                        self.test_images, self.test_labels, self.classes)
         rest.mean, rest.std = self.mean, self.std
-        return rest, self.train_images[held], self.train_labels[held]
+        return rest, (self.train_images[held], self.train_labels[held])
 
     def normalization(self, kind="dataset"):
         """The per-channel (mean, std), in [0, 1] pixel units, that batches are normalised with:
