@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 import minivit
 from minivit import backend, cli, distributed, memory, ops, parallel
+from minivit.cost import matmul_peak, model_flops
 from minivit.checkpoint import TrainingCheckpoint, read_training, write_training
 from minivit.data import batches, cutmix, load_dataset, mixup
 from minivit.errors import CheckpointError, ConfigError, Diverged, Error, MissingFile
@@ -416,15 +417,30 @@ def choice(row):
     return (row[f"{split}_accuracy"], -row[f"{split}_loss"])
 
 
-def write_summary(run_dir, rows, config, model, command):
+def train_gflop(config, model, images):
+    """The run's training arithmetic: 3 x the forward FLOPs (the backward pass costs two
+    forwards) of `images` images an epoch, at the low resolution for the first epochs."""
+    low = min(config.low_res_epochs, config.epochs) if config.low_res_size != model.image_size else 0
+    at = lambda size: 3 * model_flops({**model.config, "image_size": size}) * images  # noqa: E731
+    return (low * at(config.low_res_size) + (config.epochs - low) * at(model.image_size)) / 1e9
+
+
+def write_summary(run_dir, rows, config, model, command, images, started):
     """summary.json: the final model's test accuracy (the figure to report), and best.npz's
-    epoch, chosen on the validation set (or, without one, the test set), with its accuracies."""
+    epoch, chosen on the validation set (or, without one, the test set), with its accuracies;
+    the training seconds, the wall seconds of this invocation (setup, evaluation and records
+    too), the training GFLOP, and the machine's float32 matmul peak measured now, which a time
+    is read against (machines differ)."""
     chosen_on = "validation" if "validation_accuracy" in rows[-1] else "test"
     best = max(rows, key=choice)
     summary = dict(final_test_accuracy=rows[-1]["test_accuracy"], best_epoch=int(best["epoch"]),
                    best_chosen_on=chosen_on, best_test_accuracy=best["test_accuracy"],
                    best_validation_accuracy=best.get("validation_accuracy"),
                    epochs=config.epochs, train_seconds=sum(r["seconds"] for r in rows),
+                   wall_seconds=time.perf_counter() - started,
+                   train_gflop=round(train_gflop(config, model, images)),
+                   matmul_peak_gflops=round(matmul_peak(backend.get_array_module(
+                       model.parameters()[0].data)) / 1e9),
                    images_per_second=float(np.mean([r["images_per_second"] for r in rows])),
                    device=config.device, parameters=model.num_parameters(),
                    peak_memory_mib=round(memory.peak_memory_mib(config.device)), command=command)
@@ -454,6 +470,7 @@ def train(config, run_dir, resume=False, command="", overwrite=False):
 
 
 def train_into(config, run_dir, resume, command, overwrite, world):
+    started = time.perf_counter()
     config, data, validation, model, optimizer, checkpoint = setup(config, run_dir, resume, world)
     memory.keep_freed_memory()
     path = lambda name: os.path.join(run_dir, name)  # noqa: E731
@@ -529,7 +546,7 @@ def train_into(config, run_dir, resume, command, overwrite, world):
             plot_curves(rows, path("curves.png"))
     if not leader:
         return None
-    summary = write_summary(run_dir, rows, config, model, command)
+    summary = write_summary(run_dir, rows, config, model, command, len(data.train_labels), started)
     print(f"test accuracy {100 * summary['final_test_accuracy']:.2f}% (best.npz: epoch "
           f"{summary['best_epoch']}, chosen on the {summary['best_chosen_on']} set, test accuracy "
           f"{100 * summary['best_test_accuracy']:.2f}%) after {config.epochs} epochs, "
