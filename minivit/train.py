@@ -81,8 +81,9 @@ class TrainConfig:
     validation: float = option(0.02, "fraction of the training images held out to choose "
                                "best.npz on (the test set never chooses; 0: no split, best.npz "
                                "chosen on the test set)", minimum=0.0, below=1.0)
-    augment: str = option("basic", "none, crop (random crop), basic (crop + flip) or strong "
-                          "(basic + random erasing)", choices=["none", "crop", "basic", "strong"])
+    augment: str = option("basic", "none, crop (random crop), basic (crop + flip), strong "
+                          "(basic + random erasing) or trivial (basic + TrivialAugment)",
+                          choices=["none", "crop", "basic", "strong", "trivial"])
     mixup: float = option(0.0, "mixup's Beta(a, a) parameter a (0: off)", minimum=0.0)
     cutmix: float = option(0.0, "CutMix's Beta(a, a) parameter a (0: off; with --mixup, one of "
                            "the two at random for each batch)", minimum=0.0)

@@ -11,7 +11,7 @@ import numpy as np
 
 from minivit import backend
 from minivit.data.augment import (crop, crop_offsets, erase, erase_draws, flip, flip_draws,
-                                  resize, standardize)
+                                  resize, standardize, trivial_augment, trivial_draws)
 from minivit.errors import DataError
 
 
@@ -20,20 +20,24 @@ class Augment:
     """Which per-image augmentations `batches` applies, in this order:
     crop: zero padding for a random crop (0: none; 4 for 32 px images),
     flip: mirror left-right with probability 1/2,
+    trivial: TrivialAugment, one op at a random strength for each image (augment.trivial_augment),
     erase: the probability of random erasing, applied after normalisation (0: none)."""
     crop: int = 0
     flip: bool = False
+    trivial: bool = False
     erase: float = 0.0
 
     @classmethod
     def named(cls, name, image_size):
         """The presets: "none"; "crop" = a random crop (padding image_size / 8) alone, for
         images that must not be mirrored (digits); "basic" = crop + flip;
-        "strong" = basic + random erasing with probability 1/4."""
+        "strong" = basic + random erasing with probability 1/4; "trivial" = basic +
+        TrivialAugment (wide)."""
         presets = {"none": cls(),
                    "crop": cls(crop=max(image_size // 8, 1)),
                    "basic": cls(crop=image_size // 8, flip=True),
-                   "strong": cls(crop=image_size // 8, flip=True, erase=0.25)}
+                   "strong": cls(crop=image_size // 8, flip=True, erase=0.25),
+                   "trivial": cls(crop=image_size // 8, flip=True, trivial=True)}
         if name not in presets:
             raise DataError(f"unknown augmentation {name!r}: use {', '.join(presets)}")
         return presets[name]
@@ -50,8 +54,8 @@ def batches(images, labels, batch_size, *, mean, std, shuffle=False, rng=None, a
     (dropped with drop_last=True). size: the side S the model takes; the batch is resized to
     S x S (bilinear) after augmentation, so x is (B C S S) (default: the images' own size).
     shuffle: visit the images in a random order. augment: an Augment, a preset name ("none",
-    "basic", "strong") or None. rng: the NumPy Generator for the order and the augmentations
-    (default: minivit's seeded generator), so a seed fixes the batches.
+    "crop", "basic", "strong", "trivial") or None. rng: the NumPy Generator for the order and
+    the augmentations (default: minivit's seeded generator), so a seed fixes the batches.
     """
     xp = backend.get_array_module(images)
     rng = backend.rng(np) if rng is None else rng
@@ -69,6 +73,8 @@ def batches(images, labels, batch_size, *, mean, std, shuffle=False, rng=None, a
             draws += crop_offsets(rng, len(index), augment.crop)
         if augment.flip:
             draws.append(flip_draws(rng, len(index)))
+        if augment.trivial:
+            draws += trivial_draws(rng, len(index))
         if augment.erase:
             draws += erase_draws(rng, len(index), *images.shape[2:], p=augment.erase)
         index, *draws = xp.asarray(np.stack(draws).astype(np.int64))
@@ -77,6 +83,8 @@ def batches(images, labels, batch_size, *, mean, std, shuffle=False, rng=None, a
             x = crop(x, augment.crop, draws.pop(0), draws.pop(0))
         if augment.flip:
             x = flip(x, draws.pop(0))
+        if augment.trivial:
+            x = trivial_augment(x, draws.pop(0), draws.pop(0), draws.pop(0))
         x = standardize(x, mean, std)
         if augment.erase:
             x = erase(x, *draws)
