@@ -4,6 +4,7 @@
     python chapters/_build.py 02 03          # only the chapters whose names start so
     python chapters/_build.py --no-execute   # write them without outputs
     python chapters/_build.py --fast         # execute with MINIVIT_FAST=1 (fewer repetitions)
+    python chapters/_build.py 06 --keep-outputs   # text edits only: keep the outputs, run nothing
 
 The sources are `chapters/_src/NN_name.py` in the "percent" format (as jupytext writes it): a
 line `# %% [markdown]` starts a markdown cell, whose lines are the markdown commented out with
@@ -11,6 +12,14 @@ line `# %% [markdown]` starts a markdown cell, whose lines are the markdown comm
 Each is written to `chapters/NN_name.ipynb`, executed top to bottom with cwd `chapters/` by a
 kernel running this interpreter, and saved with its outputs: the notebooks are committed
 executed, so a reader sees every output and plot without running anything.
+
+`--keep-outputs` is for edits to the markdown only (a sentence, a chapter renumbered), in
+chapters too long to execute again (those that train on CIFAR-10). It builds the notebook from
+its source without executing it and gives each code cell the outputs and execution count of the
+existing notebook's code cell at the same place: the code cells of the source, in order, must be
+exactly those of the existing notebook. If one is new, changed, moved or gone, it writes nothing
+and exits naming the cell: that chapter must be executed. The notebook's metadata (the kernel's
+language_info) is kept too, so the rebuilt file differs from the old one only where the source did.
 Needs nbformat, nbclient and ipykernel.
 """
 import argparse
@@ -59,6 +68,36 @@ def build(source):
     return nb
 
 
+class OutputsLost(Exception):
+    """--keep-outputs: a code cell of the source is not in the existing notebook, unchanged."""
+
+
+def keep_outputs(nb, executed, name):
+    """Copy the outputs and execution counts of `executed` (the notebook as it is) into `nb`
+    (just built from the source), code cell by code cell in order; OutputsLost unless the code
+    cells' sources are the same, one for one."""
+    new = [cell for cell in nb.cells if cell.cell_type == "code"]
+    old = [cell for cell in executed.cells if cell.cell_type == "code"]
+    for index, cell in enumerate(new):
+        if index < len(old) and old[index].source == cell.source:
+            continue
+        first = cell.source.splitlines()[0] if cell.source else ""
+        elsewhere = [k for k, o in enumerate(old) if o.source == cell.source]
+        why = (f"is the notebook's code cell {elsewhere[0] + 1}: the code cells have moved"
+               if elsewhere else "is new or was changed")
+        raise OutputsLost(f"{name}: code cell {index + 1} of the source (id {cell.id}, first line "
+                          f"{first!r}) {why}; no outputs to keep: execute the chapter instead")
+    if len(old) > len(new):
+        first = old[len(new)].source.splitlines()[0] if old[len(new)].source else ""
+        raise OutputsLost(f"{name}: the notebook's code cell {len(new) + 1} (first line {first!r}) "
+                          f"is no longer in the source; execute the chapter instead")
+    for cell, before in zip(new, old):
+        cell.outputs, cell.execution_count = before.outputs, before.execution_count
+        cell.metadata = before.metadata
+    nb.metadata = executed.metadata
+    return nb
+
+
 def kernel_env(fast):
     """Environment for the kernel: a kernelspec 'python3' that runs this very interpreter
     (found first through JUPYTER_PATH), MINIVIT_FAST as asked, and matplotlib's inline backend."""
@@ -87,12 +126,35 @@ def main():
     parser.add_argument("chapters", nargs="*", help="name prefixes, e.g. 01 03 (default: all)")
     parser.add_argument("--no-execute", action="store_true", help="write the notebooks unexecuted")
     parser.add_argument("--fast", action="store_true", help="execute with MINIVIT_FAST=1")
+    parser.add_argument("--keep-outputs", action="store_true",
+                        help="do not execute: keep the existing notebook's outputs (the code "
+                             "cells must be unchanged)")
     args = parser.parse_args()
+    if args.keep_outputs and (args.no_execute or args.fast):
+        parser.error("--keep-outputs executes nothing: it goes with neither --no-execute nor --fast")
 
     sources = sorted(p for p in SOURCES.glob("[0-9]*.py")
                      if not args.chapters or any(p.stem.startswith(c) for c in args.chapters))
     if not sources:
         sys.exit(f"no chapter source matches {args.chapters} in {SOURCES}")
+    if args.keep_outputs:
+        kept = {}
+        for source in sources:  # every chapter checked before any is written
+            target = CHAPTERS / f"{source.stem}.ipynb"
+            if not target.exists():
+                sys.exit(f"--keep-outputs: {target.relative_to(CHAPTERS.parent)} does not exist: "
+                         f"there are no outputs to keep; execute the chapter instead")
+            try:
+                kept[target] = keep_outputs(build(source), nbformat.read(target, as_version=4),
+                                            target.relative_to(CHAPTERS.parent))
+            except OutputsLost as error:
+                sys.exit(f"--keep-outputs: {error} (nothing written)")
+        for target, nb in kept.items():
+            nbformat.validate(nb)
+            nbformat.write(nb, target)
+            print(f"{target.relative_to(CHAPTERS.parent)}: {len(nb.cells)} cells, "
+                  f"{target.stat().st_size / 1024:.0f} KiB, outputs kept (not executed)")
+        return
     if not args.no_execute:
         kernel_env(args.fast)
     for source in sources:

@@ -436,7 +436,7 @@ plt.tight_layout(); plt.show()
 #   \operatorname{rowsum}(\bar P\odot P))$ with $\bar P = \bar O V^\top$, $\bar Q = s\bar SK$,
 #   $\bar K = s\bar S^\top Q$.
 # * Cost: the `B H N N` matrices grow with the square of the number of tokens — which is why
-#   the number of patches (next chapter) matters so much.
+#   the number of patches (chapter 5) matters so much.
 #
 # ## Exercises
 #

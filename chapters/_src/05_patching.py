@@ -1,7 +1,7 @@
-# Source of chapters/04_patching.ipynb; rebuild with `python chapters/_build.py 04`.
+# Source of chapters/05_patching.ipynb; rebuild with `python chapters/_build.py 05`.
 
 # %% [markdown]
-# # Chapter 4 — An image becomes a sequence
+# # Chapter 5 — An image becomes a sequence
 #
 # A transformer consumes a *sequence* of vectors. The Vision Transformer's one idea specific to
 # images is how to make such a sequence: cut the image into non-overlapping $P \times P$

@@ -1,9 +1,9 @@
-# Source of chapters/05_class_token_and_positions.ipynb; rebuild with `python chapters/_build.py 05`.
+# Source of chapters/06_class_token_and_positions.ipynb; rebuild with `python chapters/_build.py 06`.
 
 # %% [markdown]
-# # Chapter 5 — The class token and position embeddings
+# # Chapter 6 — The class token and position embeddings
 #
-# Chapter 4 turned an image into a sequence of $N$ patch tokens. Before the encoder sees them,
+# Chapter 5 turned an image into a sequence of $N$ patch tokens. Before the encoder sees them,
 # the ViT does two more things (equation 1 of the paper):
 #
 # $$z_0 = [\,x_\text{class};\; x_1 E;\; x_2 E;\; \dots;\; x_N E\,] + E_\text{pos},
@@ -185,7 +185,7 @@ print(f"initial cosine similarity between different positions: mean {off_diagona
 
 # %% [markdown]
 # Now train a small ViT (`C-micro/4`: $D = 64$, 2 blocks, 2 heads) for a few epochs with
-# `minivit.train` — chapter 6 takes the training loop apart; here we only need its result.
+# `minivit.train` — chapter 7 takes the training loop apart; here we only need its result.
 # On CIFAR-10 that is a grid of $8 \times 8$ patches of $4 \times 4$ pixels, 65 tokens.
 
 # %%

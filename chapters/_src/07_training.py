@@ -1,7 +1,7 @@
-# Source of chapters/06_training.ipynb; rebuild with `python chapters/_build.py 06`.
+# Source of chapters/07_training.ipynb; rebuild with `python chapters/_build.py 07`.
 
 # %% [markdown]
-# # Chapter 6 — Training a ViT
+# # Chapter 7 — Training a ViT
 #
 # We have every piece of the model. This chapter trains one on CIFAR-10 and looks at the
 # result. The model is only half of the recipe: transformers have little built-in knowledge of
@@ -257,7 +257,7 @@ ax.legend(fontsize=8); ax.grid(alpha=0.3); plt.tight_layout(); plt.show()
 # lr = warmup_cosine(step, ...)          # the schedule
 # logits = model(x)                      # B K
 # loss = cross_entropy(logits, y, 0.1)   # label smoothing
-# loss.backward()                        # chapter 1's engine, chapters 2-4's backward passes
+# loss.backward()                        # chapter 1's engine, chapters 2-5's backward passes
 # clip_grad_norm(params, 1.0)            # all gradients together at most norm 1
 # optimizer.step()                       # AdamW
 # ```
@@ -275,7 +275,7 @@ ax.legend(fontsize=8); ax.grid(alpha=0.3); plt.tight_layout(); plt.show()
 # $4 \times 4$ patches, 17 tokens instead of 65, about four times cheaper — for just 3 epochs
 # (about 2 minutes on two cores). That is the beginning of the `cpu-hour` preset's first
 # phase (which then switches to 32 px with the position embeddings interpolated, as in
-# chapter 5). In fast mode: a tiny model, two epochs on the digits.
+# chapter 6). In fast mode: a tiny model, two epochs on the digits.
 
 # %%
 run_dir = tempfile.mkdtemp(prefix="minivit-ch06-")

@@ -1,12 +1,12 @@
-# Source of chapters/07_fine_tuning.ipynb; rebuild with `python chapters/_build.py 07`.
+# Source of chapters/08_fine_tuning.ipynb; rebuild with `python chapters/_build.py 08`.
 
 # %% [markdown]
-# # Chapter 7 — Pre-training and fine-tuning
+# # Chapter 8 — Pre-training and fine-tuning
 #
 # The Vision Transformer paper's headline result is not an architecture but a *recipe*:
 # pre-train a ViT on a very large data set (ImageNet-21k, JFT-300M), then **fine-tune** it on
 # the task you care about, usually at a **higher resolution** than it was pre-trained at. A ViT
-# trained from scratch on a small data set is mediocre (chapter 9 measures how much); the same
+# trained from scratch on a small data set is mediocre (chapter 10 measures how much); the same
 # ViT fine-tuned from pre-trained weights is excellent.
 #
 # This chapter runs the whole recipe in miniature on a CPU:
@@ -269,7 +269,7 @@ assert all(np.array_equal(p.numpy(), dict(pre.named_parameters())[n].numpy())
 print(f"{len(same)} parameter tensors copied unchanged; pos_embed interpolated; head new")
 
 # %% [markdown]
-# What does the interpolation look like? Two pictures. **Similarity grids** (as in chapter 8):
+# What does the interpolation look like? Two pictures. **Similarity grids** (as in chapter 9):
 # for each patch position, a small map of the cosine similarity of its embedding with every
 # position's. **Principal components as colours**: project the 16 pre-trained embeddings onto
 # their first three principal components and show them as an RGB image of the grid; the
@@ -328,7 +328,7 @@ show_position_embeddings([
 # %% [markdown]
 # Each tile of the left picture is bright where positions have embeddings similar to its own
 # patch's: after pre-training, neighbouring positions already have similar embeddings (the
-# model has learned part of the image's 2-D layout; chapter 8 looks at this in a better-trained
+# model has learned part of the image's 2-D layout; chapter 9 looks at this in a better-trained
 # model). The interpolated grid keeps that layout at twice the resolution; its new rows and
 # columns are averages, so they are smoother than learned ones would be — fine-tuning will
 # adjust them.

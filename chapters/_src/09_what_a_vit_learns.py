@@ -1,7 +1,7 @@
-# Source of chapters/08_what_a_vit_learns.ipynb; rebuild with `python chapters/_build.py 08`.
+# Source of chapters/09_what_a_vit_learns.ipynb; rebuild with `python chapters/_build.py 09`.
 
 # %% [markdown]
-# # Chapter 8 — What a trained ViT learns
+# # Chapter 9 — What a trained ViT learns
 #
 # A ViT starts with almost no assumptions about images: patches are flattened into vectors,
 # their positions are 65 learned vectors that know nothing of rows and columns, and every token
@@ -60,7 +60,7 @@ START = time.perf_counter()
 # 30 epochs at 16 × 16 pixels and 6 at 32 × 32 as the preset was then, 75.0% test accuracy).
 # Its weights are in the repository,
 # `results/cifar10-cpu-hour/model.npz`, so this chapter needs no training, only the CIFAR-10
-# test images (see chapter 6 for where they are looked for). `MINIVIT_CHECKPOINT` names another
+# test images (see chapter 7 for where they are looked for). `MINIVIT_CHECKPOINT` names another
 # checkpoint written by `minivit.train` (a `best.npz` or `last.npz`). Without CIFAR-10, and in
 # the fast mode the tests use, the chapter trains a small ViT on the 8 × 8 digits instead, for
 # a minute (fast mode: seconds); the figures of that model are coarser, but the same trends show.
@@ -117,7 +117,7 @@ untrained = ViT(**model.config)
 # The patch embedding maps a flattened patch $x \in \mathbb{R}^{P^2C}$ to $xE$, with
 # $E \in \mathbb{R}^{P^2C \times D}$: column $d$ of $E$ is a $P \times P \times C$ *filter*,
 # and feature $d$ is its dot product with the patch — exactly a convolution kernel of the first
-# layer of a CNN (chapter 4). $D$ filters are too many to look at, so the paper shows their
+# layer of a CNN (chapter 5). $D$ filters are too many to look at, so the paper shows their
 # principal components: treat the $D$ columns as $D$ samples, centre them, and take the SVD
 #
 # $$X = E^\top - \bar{E}^\top = U \Sigma V^\top, \qquad X \in \mathbb{R}^{D \times P^2C};$$
@@ -428,5 +428,5 @@ print(f"chapter run time: {time.perf_counter() - START:.0f} s")
 #    against $A$ alone (no identity): how do the maps change?
 # 4. Plot the similarity of the position embeddings of a model trained with
 #    `--low-res-epochs` (16 × 16, then 32 × 32): can you see the interpolation in them?
-# 5. For a checkpoint you fine-tuned in chapter 7, draw the four figures before and after
+# 5. For a checkpoint you fine-tuned in chapter 8, draw the four figures before and after
 #    fine-tuning. Which of them change?

@@ -1,7 +1,7 @@
-# Source of chapters/09_inductive_bias.ipynb; rebuild with `python chapters/_build.py 09`.
+# Source of chapters/10_inductive_bias.ipynb; rebuild with `python chapters/_build.py 10`.
 
 # %% [markdown]
-# # Chapter 9 — Inductive bias: ViT, hybrid and CNN against the amount of data
+# # Chapter 10 — Inductive bias: ViT, hybrid and CNN against the amount of data
 #
 # A convolution assumes two things about images: what matters is **local** (a 3 × 3 kernel
 # sees a 3 × 3 neighbourhood), and it matters **the same everywhere** (the kernel is shared
@@ -11,7 +11,7 @@
 #
 # A ViT keeps almost none of them. Only the patch cutting is local, and only the patch
 # embedding is shared across positions; attention relates every patch to every other and the
-# position embeddings start blank (chapter 8 showed that the 2-D layout has to be *learned*).
+# position embeddings start blank (chapter 9 showed that the 2-D layout has to be *learned*).
 # The paper's claim (Section 4.2, Figure 3 and 4): with ImageNet-sized data, ResNets beat ViTs
 # of similar cost; with 14 M images (ImageNet-21k) they are even; with 300 M (JFT) the ViT wins
 # — "large scale training trumps inductive bias". In between sits the **hybrid**, a ViT whose
@@ -54,7 +54,7 @@ START = time.perf_counter()
 # %% [markdown]
 # ## 1. Data and models
 #
-# CIFAR-10 as in chapter 7 (`$MINIVIT_CIFAR10_ARCHIVE`, else `../data/`; without it the
+# CIFAR-10 as in chapter 8 (`$MINIVIT_CIFAR10_ARCHIVE`, else `../data/`; without it the
 # 8 × 8 digits — and the results are then about digits).
 #
 # **16 × 16 pixels.** Fifteen trainings must fit into a few minutes of two CPU cores, so we

@@ -4,7 +4,7 @@ Write `adamw_step` below, then grade it:
 
     python -m pytest --exercises -k adamw_step
 
-Chapter 6 (06_training: "AdamW, warmup and cosine decay") teaches this. Elementwise NumPy on
+Chapter 7 (07_training: "AdamW, warmup and cosine decay") teaches this. Elementwise NumPy on
 one parameter, graded against minivit.optim.AdamW over several steps. See README.md in this
 folder. The answer is in solutions/ and in minivit/optim.py: try first.
 """

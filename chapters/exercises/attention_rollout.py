@@ -4,7 +4,7 @@ Write `attention_rollout` below, then grade it:
 
     python -m pytest --exercises -k attention_rollout
 
-Chapter 8 (08_what_a_vit_learns: "Attention rollout") teaches this. NumPy on the attention
+Chapter 9 (09_what_a_vit_learns: "Attention rollout") teaches this. NumPy on the attention
 weights of every layer, graded against minivit.analysis.attention_rollout. See README.md in
 this folder. The answer is in solutions/ and in minivit/analysis.py: try first.
 """

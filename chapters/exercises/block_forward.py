@@ -4,9 +4,10 @@ Write `block_forward` below, then grade it:
 
     python -m pytest --exercises -k block_forward
 
-The encoder chapter (to come; see minivit.model.Block meanwhile) teaches this; it puts together
-chapter 2's layers (linear, layer norm, GELU) and chapter 3's attention: do attention_forward.py
-first. Graded against minivit.model.Block in float64, in eval mode. See README.md in this folder.
+Chapter 4 (04_encoder: "The equations in the code", "One block, a sublayer at a time") teaches
+this; it puts together chapter 2's layers (linear, layer norm, GELU) and chapter 3's attention:
+do attention_forward.py first. Graded against minivit.model.Block in float64, in eval mode.
+See README.md in this folder.
 The answer is in solutions/ and in minivit/model.py and minivit/nn.py: try first.
 """
 import math

@@ -5,7 +5,7 @@ Write `embed_tokens` below, then grade it:
 
     python -m pytest --exercises -k embed_tokens
 
-Chapter 5 (05_class_token_and_positions) teaches this. A forward on NumPy arrays, graded
+Chapter 6 (06_class_token_and_positions) teaches this. A forward on NumPy arrays, graded
 against the first steps of minivit's ViT.forward_features. See README.md in this folder.
 The answer is in solutions/ and in minivit/model.py: try first.
 """

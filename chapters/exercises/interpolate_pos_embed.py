@@ -4,8 +4,8 @@ Write `interpolate_pos_embed` below, then grade it:
 
     python -m pytest --exercises -k interpolate_pos_embed
 
-Chapter 5 (05_class_token_and_positions: "A bigger grid: interpolating the embeddings")
-teaches this; chapter 7 fine-tunes with it. A forward on NumPy arrays, graded against
+Chapter 6 (06_class_token_and_positions: "A bigger grid: interpolating the embeddings")
+teaches this; chapter 8 fine-tunes with it. A forward on NumPy arrays, graded against
 minivit.model.resize_pos_embed. See README.md in this folder.
 The answer is in solutions/, in minivit/model.py and in minivit/interpolate.py: try first.
 """

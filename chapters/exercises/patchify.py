@@ -4,7 +4,7 @@ Write `patchify` and `unpatchify` below, then grade them:
 
     python -m pytest --exercises -k patchify
 
-Chapter 4 (04_patching: "Patches" and "`rearrange`") teaches this. No gradients here: both are
+Chapter 5 (05_patching: "Patches" and "`rearrange`") teaches this. No gradients here: both are
 forwards on NumPy arrays. See README.md in this folder.
 The answer is in solutions/ and in minivit/model.py (PatchEmbed): try first.
 """
