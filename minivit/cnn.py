@@ -20,6 +20,8 @@ from minivit.engine import Tensor
 from minivit.model import CONFIGS, PatchEmbed, ViT
 from minivit.nn import Linear, Module, Parameter, normal
 
+GROUPS = 8  # GroupNorm's groups in the hybrid's stem (a stage of fewer channels: one each)
+
 
 class Conv2d(Module):
     """(B C H W) -> (B O H' W'), H' = (H + 2 padding - k) // stride + 1.
@@ -126,7 +128,8 @@ class HybridEmbed(PatchEmbed):
     around it): `patch_size` is that cell's side in pixels, so ViT's position-embedding resize
     and pixel-distance analyses apply unchanged."""
 
-    def __init__(self, image_size, in_channels, dim, stem_widths=(32, 64), depth=1, groups=8):
+    def __init__(self, image_size, in_channels, dim, stem_widths=(32, 64), depth=1,
+                 groups=GROUPS):
         self.image_size, self.in_channels = image_size, in_channels
         self.patch_size = 2 ** len(stem_widths)
         if image_size % self.patch_size:
@@ -156,7 +159,7 @@ class HybridViT(ViT):
     """
 
     def __init__(self, image_size=32, in_channels=3, num_classes=10, stem_widths=(32, 64),
-                 stem_depth=1, groups=8, dim=96, depth=4, heads=3, mlp_dim=192, dropout=0.0,
+                 stem_depth=1, groups=GROUPS, dim=96, depth=4, heads=3, mlp_dim=192, dropout=0.0,
                  pool="cls", gelu="tanh", eps=1e-6):
         embed = HybridEmbed(image_size, in_channels, dim, stem_widths, stem_depth, groups)
         super().__init__(image_size=image_size, patch_size=embed.patch_size,

@@ -17,6 +17,34 @@ def model_flops(config, num_classes=10):
             + 2 * (N - 1) * P * P * config.get("in_channels", 3) * D + 2 * D * num_classes)
 
 
+def stem_flops(config):
+    """Forward FLOPs per image of a hybrid's CNN stem (minivit.cnn.HybridViT's config:
+    image_size, in_channels, stem_widths, stem_depth): 2 k^2 C_in C_out H' W' for each 3x3 conv
+    (k = 3, padding 1, so H' W' is its input's size), stage s (from 0) at side H / 2^s, its first
+    conv from the previous stage's channels (the image's for the first), the others from its own.
+    GroupNorm, ReLU and max-pool are a few operations an element, left out as model_flops leaves
+    out the LayerNorms and the softmax."""
+    side, c_in, total = config["image_size"], config.get("in_channels", 3), 0
+    for width in config["stem_widths"]:
+        for _ in range(config.get("stem_depth", 1)):
+            total += 2 * 3 * 3 * c_in * width * side * side
+            c_in = width
+        side //= 2
+    return total
+
+
+def forward_flops(config, num_classes=10):
+    """Forward FLOPs per image of a ViT's config (model_flops), or of a hybrid's (one with
+    stem_widths): its stem (stem_flops), then the transformer on 2^stages x 2^stages "patches"
+    of the stem's C' channels, whose embedding is the linear C' -> D, 2 N C' D."""
+    if "stem_widths" not in config:
+        return model_flops(config, num_classes)
+    patch = 2 ** len(config["stem_widths"])
+    features = config["stem_widths"][-1] / (patch * patch)  # P^2 C = C' in model_flops' terms
+    return stem_flops(config) + model_flops(
+        {**config, "patch_size": patch, "in_channels": features}, num_classes)
+
+
 def synchronize(xp):
     if xp is not np:
         xp.cuda.Device().synchronize()

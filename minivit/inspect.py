@@ -4,6 +4,7 @@
 
 writes into --out:
   filters.png               principal components of the patch-embedding filters, as RGB patches
+                            (a hybrid's: of its CNN stem's first 3x3 convolution)
   position_similarity.png   each position embedding's cosine similarity with all the others
   attention_distance.png    mean attention distance of every head against depth
   attention_rollout.png     attention rollout maps over the first --show test images
@@ -19,6 +20,7 @@ import numpy as np
 
 from minivit import analysis, backend, cli
 from minivit.checkpoint import read_training
+from minivit.cnn import HybridViT
 from minivit.data import batches, load_dataset
 from minivit.errors import ConfigError
 from minivit.pretrained import from_training_checkpoint
@@ -76,15 +78,24 @@ def inspect(checkpoint, out, dataset=None, data_dir=None, images=128, show=8, ba
     distances = distance_sum / len(test_images)
     maps = np.concatenate(maps)[:show]
 
-    weight = backend.to_device(model.patch_embed.proj.weight.data, "cpu")
-    filters = analysis.embedding_filters(weight, patch, model.patch_embed.in_channels)
+    channels = model.patch_embed.in_channels
+    if isinstance(model, HybridViT):  # its first filters on the pixels: the stem's first conv
+        conv = backend.to_device(model.patch_embed.stem[0].layers[0].conv.weight.data, "cpu")
+        side = conv.shape[-1]                                          # O C k k -> (k k C) O
+        weight = conv.transpose(2, 3, 1, 0).reshape(side * side * channels, -1)
+        filtered, title = f"the first stem convolution ({side}x{side})", (
+            "First stem convolution's filters\n(first principal components)")
+    else:
+        weight, side = backend.to_device(model.patch_embed.proj.weight.data, "cpu"), patch
+        filtered, title = "the patch embedding", None  # plot_filters' own title
+    filters = analysis.embedding_filters(weight, side, channels)
     tiles = analysis.position_similarity(backend.to_device(model.pos_embed.data, "cpu"), grid,
                                          cls_tokens)
 
     os.makedirs(out, exist_ok=True)
     paths = {name: os.path.join(out, f"{name}.png") for name in
              ("filters", "position_similarity", "attention_distance", "attention_rollout")}
-    analysis.plot_filters(filters, paths["filters"])
+    analysis.plot_filters(filters, paths["filters"], title=title)
     analysis.plot_position_similarity(tiles, paths["position_similarity"])
     # the distances are in pixels of the model's input, so the axis is too
     analysis.plot_attention_distance(distances, paths["attention_distance"], image_size=model.image_size)
@@ -95,7 +106,7 @@ def inspect(checkpoint, out, dataset=None, data_dir=None, images=128, show=8, ba
         image_size=model.image_size, patch_size=patch, grid=grid, pool=model.pool,
         layers=len(model.blocks), heads=model.blocks[0].attn.heads,
         distance_images=len(test_images), rollout_images=show,
-        distance_rows_renormalized=True, filter_components=len(filters),
+        distance_rows_renormalized=True, filters_of=filtered, filter_components=len(filters),
         mean_attention_distance=distances.round(4).tolist(),
         mean_attention_distance_per_layer=distances.mean(axis=1).round(4).tolist(),
         figures={name: os.path.basename(path) for name, path in paths.items()})

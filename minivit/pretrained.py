@@ -30,6 +30,7 @@ import numpy as np
 
 from minivit import backend
 from minivit.checkpoint import is_training_checkpoint, load_arrays, read_training, save_arrays
+from minivit.cnn import HybridViT
 from minivit.errors import CheckpointError
 from minivit.model import ViT
 from minivit.safetensors import read_safetensors, safetensors_metadata, write_safetensors
@@ -266,7 +267,8 @@ def minivit_to_timm(model):
 
 def from_pretrained(path, num_classes=None, image_size=None, dtype=np.float32, heads=None):
     """A ViT with the weights of an official .npz checkpoint, a timm .safetensors file or a
-    checkpoint written by minivit.train.
+    checkpoint written by minivit.train (whose model_config may also build a hybrid, a
+    minivit.cnn.HybridViT: model_from_config).
 
     The architecture is inferred from the weights (see official_to_minivit, timm_to_minivit) and
     the GELU follows the source ('tanh' for .npz, 'erf' for timm). Fine-tuning, as in the paper:
@@ -300,7 +302,7 @@ def from_pretrained(path, num_classes=None, image_size=None, dtype=np.float32, h
             raise CheckpointError(f"{path} has no classifier head: pass num_classes= to add a "
                                   "new, zero-initialised one")
         num_classes = config["num_classes"]
-    model = ViT(**{**config, "num_classes": num_classes}).to(dtype=dtype)
+    model = model_from_config({**config, "num_classes": num_classes}).to(dtype=dtype)
     if num_classes != config["num_classes"]:
         # a new head: keep the ViT's own, which starts at zero (the paper's fine-tuning head)
         state = {name: a for name, a in state.items() if not name.startswith("head.")}
@@ -315,10 +317,32 @@ def from_pretrained(path, num_classes=None, image_size=None, dtype=np.float32, h
     return model
 
 
+def _positive_int(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def model_from_config(config):
+    """A new model from the model_config of a minivit.train checkpoint (model.config): a ViT,
+    or, when it has stem_widths, a HybridViT (minivit.cnn). The config is data read from a
+    file: it chooses between these two classes and nothing else, and a hybrid's stem is checked
+    (stem_widths a non-empty list of positive integers, stem_depth and groups positive
+    integers) before anything is built. TypeError or ValueError if it builds neither."""
+    if "stem_widths" not in config:
+        return ViT(**config)
+    widths = config["stem_widths"]
+    if not (isinstance(widths, (list, tuple)) and widths and all(map(_positive_int, widths))):
+        raise ValueError(f"stem_widths must be a list of positive integers, not {widths!r}")
+    for key in ("stem_depth", "groups"):
+        if key in config and not _positive_int(config[key]):
+            raise ValueError(f"{key} must be a positive integer, not {config[key]!r}")
+    return HybridViT(**{**config, "stem_widths": tuple(widths)})
+
+
 def from_training_checkpoint(checkpoint):
-    """The ViT a checkpoint.TrainingCheckpoint holds, at the image size it was saved at."""
+    """The ViT (or hybrid, model_from_config) a checkpoint.TrainingCheckpoint holds, at the
+    image size it was saved at."""
     try:
-        model = ViT(**checkpoint.model_config)
+        model = model_from_config(checkpoint.model_config)
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"the checkpoint's model_config cannot build a ViT ({error})") from None
     return model.load_state_dict(checkpoint.model)
@@ -343,6 +367,9 @@ def save_pretrained(model, path, layout="official"):
     if os.path.splitext(path)[1] != suffixes[layout]:
         raise ValueError(f"the {layout} layout is saved as a {suffixes[layout]} file, "
                          f"not {os.path.basename(path)}")
+    if isinstance(model, HybridViT):
+        raise ValueError(f"the {layout} layout holds a plain ViT's patch embedding, and has no "
+                         "place for a hybrid's CNN stem: save it with minivit.save")
     if layout == "official":
         save_arrays(path, minivit_to_official(model))
     else:

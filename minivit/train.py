@@ -7,7 +7,8 @@ best.npz (training checkpoints, minivit.checkpoint). `--resume RUN_DIR` continue
 from its last finished epoch; on the CPU it ends with exactly the weights an uninterrupted run
 would have, because every epoch's randomness is seeded from (seed, epoch) and the number of
 threads a batch is split between is kept in the config. Fine-tuning is training that starts
-from other weights: `--init CHECKPOINT --preset finetune`.
+from other weights: `--init CHECKPOINT --preset finetune`. `--stem 32,64` (or `--preset hybrid`)
+trains the paper's hybrid instead, the ViT on the feature map of a small CNN (minivit.cnn).
 """
 import csv
 import dataclasses
@@ -23,8 +24,9 @@ from tqdm import tqdm
 
 import minivit
 from minivit import backend, cli, distributed, memory, ops, parallel
-from minivit.cost import matmul_peak, model_flops
+from minivit.cost import forward_flops, matmul_peak
 from minivit.checkpoint import TrainingCheckpoint, read_training, write_training
+from minivit.cnn import GROUPS, HybridViT
 from minivit.data import batches, cutmix, load_dataset, mixup
 from minivit.errors import CheckpointError, ConfigError, Diverged, Error, MissingFile
 from minivit.evaluation import evaluate
@@ -35,11 +37,32 @@ from minivit.pretrained import (from_pretrained, from_training_checkpoint,
 from minivit.run_dir import created_folders, open_run_dir, remove_run_files, remove_unfinished
 
 
-def option(default, help, choices=None, minimum=None, below=None, flag=True):
+def option(default, help, choices=None, minimum=None, below=None, flag=True, check=None):
     """A TrainConfig field with its command-line help, its allowed values or range: at least
-    `minimum` and (if given) below `below`. flag=False: recorded in the config, not a flag."""
+    `minimum` and (if given) below `below`; `check`, for a value of a form of its own: a
+    function of the value that says what it should be, if it is not (None when it is fine).
+    flag=False: recorded in the config, not a flag."""
     return dataclasses.field(default=default, metadata=dict(
-        help=help, choices=choices, minimum=minimum, below=below, flag=flag))
+        help=help, choices=choices, minimum=minimum, below=below, flag=flag, check=check))
+
+
+def stem_widths(stem):
+    """--stem '32,64' -> (32, 64): the channels of each stage of a hybrid's CNN stem."""
+    return tuple(int(width) for width in stem.split(","))
+
+
+def stem_problem(stem):
+    """What --stem should be, if `stem` is not that (None when it is fine)."""
+    try:
+        widths = stem_widths(stem)
+    except ValueError:
+        widths = [0]
+    if not all(width >= 1 for width in widths):
+        return "the channels of each stem stage, positive integers separated by commas (e.g. 32,64)"
+    if any(width % min(GROUPS, width) for width in widths):
+        return (f"channels that GroupNorm's {GROUPS} groups split evenly (multiples of {GROUPS}, "
+                f"or below {GROUPS})")
+    return None
 
 
 @dataclasses.dataclass
@@ -54,6 +77,13 @@ class TrainConfig:
     heads: int = option(None, "attention heads", minimum=1)
     mlp_dim: int = option(None, "hidden width of each MLP", minimum=1)
     patch_size: int = option(None, "patch side P in pixels; must divide the image size", minimum=1)
+    stem: str = option(None, "a hybrid (the paper's CNN features as tokens): the CNN stem's "
+                       "channels per stage, comma-separated, e.g. 32,64; each stage (3x3 conv, "
+                       "GroupNorm, ReLU, 2x2 max-pool) halves the resolution, and the tokens are "
+                       "the positions of the last one's feature map: patch size 2^stages, so "
+                       "--patch-size is not given (default: none, the plain ViT's linear patch "
+                       "embedding)", check=stem_problem)
+    stem_depth: int = option(1, "3x3 conv layers in each stage of the --stem", minimum=1)
     image_size: int = option(None, "input side in pixels (default: the data set's)", minimum=1)
     pool: str = option("cls", "classify the class token, or the average of the tokens",
                        choices=["cls", "gap"])
@@ -101,6 +131,7 @@ class TrainConfig:
 
 
 ARCHITECTURE = ("dim", "depth", "heads", "mlp_dim", "patch_size")
+TRANSFORMER = ARCHITECTURE[:-1]  # what a hybrid takes of them: its stem sets the patch size
 # options added since the first runs, as those runs had them (a resumed old run keeps them)
 BEFORE = dict(validation=0.0, mixup=0.0, cutmix=0.0, processes=1)
 # what a resumed run may change: it stays the same run, only longer, elsewhere or on another device
@@ -114,6 +145,18 @@ PRESETS = {
     # 34 epochs on 16 px images (17 tokens, ~4x cheaper), then 12 at 32 px: an hour on 2 cores
     "cpu-hour": dict(dataset="cifar10", model="C-mini/4", epochs=46, low_res_epochs=34,
                      low_res_size=16, batch_size=128, lr=1e-3, warmup_epochs=2, augment="basic"),
+    # the paper's hybrid on 2 cores: cpu-hour's transformer on the tokens of a 32,64 CNN stem
+    # (8 x 8 of them at 32 px, 4 x 4 at 16, as cpu-hour's patches). NOT TUNED YET: a first
+    # guess, cpu-hour's settings with its epochs scaled down to cpu-hour's training FLOPs.
+    # Forward MFLOP per image (minivit.cost.forward_flops): C-mini/4 116.0 at 32 px, 27.8 at 16;
+    # the hybrid 127.5 and 30.7, its stem 11.2 and 2.8 of them. Per image over the run:
+    # 30 x 30.7 + 11 x 127.5 = 2,323 MFLOP, against cpu-hour's 34 x 27.8 + 12 x 116.0 = 2,338;
+    # x 3 (forward and backward) x 49,000 images: 341.5 against 343.7 TFLOP (99.4%). The
+    # convolutions run slower per FLOP than the matmuls (im2col's copies): expect more than
+    # cpu-hour's hour until it is timed.
+    "hybrid": dict(dataset="cifar10", model="C-mini/4", stem="32,64", epochs=41,
+                   low_res_epochs=30, low_res_size=16, batch_size=128, lr=1e-3, warmup_epochs=2,
+                   augment="basic"),
     "gpu": dict(dataset="cifar10", model="C-M/4", epochs=200, batch_size=128, lr=1e-3, augment="strong", device="gpu"),
     # the paper's fine-tuning: SGD with momentum, no weight decay, clipping at 1 (with --init)
     "finetune": dict(optimizer="sgd", lr=0.01, weight_decay=0.0, clip_norm=1.0, epochs=10,
@@ -132,7 +175,8 @@ def parse_args(argv=None):
         epilog=f"A preset replaces the defaults above with its own values ({presets}). "
                "--dataset digits with no --preset takes the digits preset.")
     parser.add_argument("--preset", choices=PRESETS, help="a named set of defaults: digits "
-                        "(under a minute on a CPU), cpu-hour (CIFAR-10, 2 CPU cores, 1 h), gpu "
+                        "(under a minute on a CPU), cpu-hour (CIFAR-10, 2 CPU cores, 1 h), hybrid "
+                        "(cpu-hour's transformer on a CNN stem's features, not tuned yet), gpu "
                         "(CIFAR-10 on one GPU), finetune (the paper's fine-tuning, with --init)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run")
     parser.add_argument("--name", help="run directory name (default: dataset-model-time)")
@@ -152,16 +196,23 @@ def parse_args(argv=None):
                   if v is not None and k in TrainConfig.__annotations__}
     for name, value in args.given.items():
         if (problem := out_of_range(name, value)):
-            parser.error(f"--{name.replace('_', '-')} must be {problem}, not {value}")
+            shown = repr(value) if isinstance(value, str) else value
+            parser.error(f"--{name.replace('_', '-')} must be {problem}, not {shown}")
     if args.dataset == "digits" and args.preset is None and not args.resume:
         args.preset = "digits"  # the offline first run works with no other flag
-    config = TrainConfig(**{**PRESETS.get(args.preset, {}), **args.given})
+    preset = PRESETS.get(args.preset, {})
+    if args.given.get("stem", preset.get("stem")):  # the stem sets the patch size, not a preset
+        preset = {k: v for k, v in preset.items() if k != "patch_size"}
+    config = TrainConfig(**{**preset, **args.given})
     return args, config
 
 
 def out_of_range(name, value):
     """What an option's value should be, if it is not (None when it is fine)."""
-    minimum, below = (TrainConfig.__dataclass_fields__[name].metadata[k] for k in ("minimum", "below"))
+    minimum, below, check = (TrainConfig.__dataclass_fields__[name].metadata[k]
+                             for k in ("minimum", "below", "check"))
+    if check is not None:
+        return check(value)
     if isinstance(value, float) and not math.isfinite(value):
         return "a finite number"
     if minimum is not None and value < minimum:
@@ -197,7 +248,9 @@ def config_from(record, source):
 # --- setting up: data, model, optimizer ------------------------------------------------------
 
 def build_model(config, in_channels, num_classes, image_size):
-    """A new ViT for `config`, or with --init the weights of a checkpoint under a new zero head."""
+    """A new ViT for `config` (with --stem a HybridViT: the named --model's transformer, or a
+    custom one, on a CNN stem), or with --init the weights of a checkpoint under a new zero
+    head."""
     if config.init:
         try:
             source = from_pretrained(config.init, num_classes=num_classes, image_size=image_size)
@@ -206,21 +259,27 @@ def build_model(config, in_channels, num_classes, image_size):
                 raise
             raise CheckpointError(f"--init {config.init}: its model_config cannot build a ViT "
                                   f"({error})") from None
+        built = {**source.config, "patch_size": source.patch_embed.patch_size}  # a hybrid's too
         for name in ARCHITECTURE:
-            if getattr(config, name) not in (None, source.config[name]):
+            if getattr(config, name) not in (None, built[name]):
                 raise ConfigError(f"--{name.replace('_', '-')} {getattr(config, name)} does not "
-                                  f"match the --init checkpoint's {source.config[name]}: leave "
+                                  f"match the --init checkpoint's {built[name]}: leave "
                                   "the architecture options out when fine-tuning")
-        model = ViT(**{**source.config, "dropout": config.dropout})
+        # ViT or HybridViT, as from_pretrained built it from the checkpoint
+        model = type(source)(**{**source.config, "dropout": config.dropout})
         zero_head = {f"head.{name}": p.data for name, p in model.head.named_parameters()}
         return model.load_state_dict({**source.state_dict(), **zero_head})
-    fields = {k: getattr(config, k) for k in ARCHITECTURE if getattr(config, k) is not None}
+    kind = HybridViT if config.stem else ViT
+    fields = {k: getattr(config, k) for k in (TRANSFORMER if config.stem else ARCHITECTURE)
+              if getattr(config, k) is not None}
     options = dict(in_channels=in_channels, num_classes=num_classes, image_size=image_size,
                    pool=config.pool, gelu=config.gelu, dropout=config.dropout, **fields)
+    if config.stem:
+        options.update(stem_widths=stem_widths(config.stem), stem_depth=config.stem_depth)
     try:
         if config.model == "custom":
-            return ViT(**options)
-        return ViT.from_config(config.model, **options)
+            return kind(**options)
+        return kind.from_config(config.model, **options)
     except (TypeError, ValueError) as error:  # a missing field of a custom model, P not dividing
         raise ConfigError(str(error)) from None
 
@@ -238,7 +297,18 @@ def setup(config, run_dir, resume, world):
     backend.check_device(config.device)
     if config.threads < 0:
         raise ConfigError(f"--threads must be 0 (one for every core) or more, not {config.threads}")
-    missing = [f"--{k.replace('_', '-')}" for k in ARCHITECTURE if getattr(config, k) is None]
+    if config.stem and not resume:
+        for other in ("patch_size", "init"):
+            if getattr(config, other) is not None:
+                why = ("the stem sets the patch size (2^stages)" if other == "patch_size" else
+                       "the architecture, a hybrid's stem with it, comes from the checkpoint")
+                raise ConfigError(f"--{other.replace('_', '-')} and --stem cannot be given "
+                                  f"together: {why}; leave one out")
+    if config.stem_depth != 1 and not config.stem:
+        raise ConfigError(f"--stem-depth {config.stem_depth} needs --stem (the conv layers of "
+                          "each stage of a hybrid's CNN stem)")
+    needed = TRANSFORMER if config.stem else ARCHITECTURE
+    missing = [f"--{k.replace('_', '-')}" for k in needed if getattr(config, k) is None]
     if config.model == "custom" and not config.init and missing and not resume:
         raise ConfigError(f"--model custom needs {', '.join(missing)} (or a named --model)")
     folder = config.dataset.startswith("folder:")  # a folder's images are resized as they load
@@ -266,6 +336,10 @@ def setup(config, run_dir, resume, world):
         low_res = config.low_res_epochs > 0
         model = build_model(config, data.train_images.shape[1], len(data.classes),
                             config.low_res_size if low_res else config.image_size)
+        patch = model.patch_embed.patch_size  # a hybrid's: its stem's stride
+        if low_res and config.image_size % patch:  # refused now, not when the run gets there
+            raise ConfigError(f"image size {config.image_size} is not divisible by the patch "
+                              f"size {patch}, which the epochs after --low-res-epochs need")
     if config.device == "gpu" and world.size > 1:
         backend.cupy.cuda.Device(world.gpu()).use()
     model.to(config.device)
@@ -420,9 +494,10 @@ def choice(row):
 
 def train_gflop(config, model, images):
     """The run's training arithmetic: 3 x the forward FLOPs (the backward pass costs two
-    forwards) of `images` images an epoch, at the low resolution for the first epochs."""
+    forwards) of `images` images an epoch, at the low resolution for the first epochs; a
+    hybrid's forward counts its CNN stem too (minivit.cost.forward_flops)."""
     low = min(config.low_res_epochs, config.epochs) if config.low_res_size != model.image_size else 0
-    at = lambda size: 3 * model_flops({**model.config, "image_size": size}) * images  # noqa: E731
+    at = lambda size: 3 * forward_flops({**model.config, "image_size": size}) * images  # noqa: E731
     return (low * at(config.low_res_size) + (config.epochs - low) * at(model.image_size)) / 1e9
 
 
@@ -586,7 +661,8 @@ def main(argv=None):
         if args.resume:
             config = resumed_config(args.resume, args.given)
         else:
-            what = "finetune" if config.init else config.model.replace("/", "-")
+            what = "finetune" if config.init else config.model.replace("/", "-") + (
+                "-hybrid" if config.stem else "")
             name = args.name or (f"{config.dataset.replace(':', '-').replace('/', '-')}-{what}-"
                                  f"{time.strftime('%Y%m%d-%H%M%S')}")
             run_dir = os.path.join(config.out, name)

@@ -168,6 +168,8 @@ def fx(tmp_path_factory):
     variant("unknown_optimizer", config={**checkpoint.config, "optimizer": "adam"})
     variant("no_pos_embed", model={k: v for k, v in checkpoint.model.items() if k != "pos_embed"})
     variant("bad_model_config", model_config={**checkpoint.model_config, "colour": 1})
+    variant("bad_stem_widths", model_config={**checkpoint.model_config, "stem_widths": "os.system"})
+    variant("bad_stem_option", config={**checkpoint.config, "stem": "0,64"})
     (root / "empty").mkdir()
     (root / "not_zip").mkdir()
     (root / "not_zip" / "last.npz").write_text("this is not a zip file\n")
@@ -233,6 +235,8 @@ TRAIN = [
     (["--dataset", "digits", "--low-res-epochs", "2", "--low-res-size", "16"], 1,
      "--low-res-size 16 is larger than the image size 8"),
     (["--dataset", "digits", "--patch-size", "3"], 1, "not divisible by patch size 3"),
+    (["--dataset", "digits", "--patch-size", "3", "--low-res-epochs", "1", "--low-res-size", "6"],
+     1, "image size 8 is not divisible by the patch size 3, which the epochs after"),
     (["--dataset", "digits", "--threads", "-1"], 1, "--threads must be 0"),
     (["--dataset", "digits", "--model", "Z/3"], 1, "unknown config 'Z/3'"),
     (["--preset", "finetune", "--dataset", "digits", "--model", "custom", "--dim", "16"], 1,
@@ -266,6 +270,29 @@ TRAIN = [
     (["--resume", "{fx}/no_pos_embed"], 1, "no tensor 'pos_embed'"),
     (["--resume", "{fx}/bad_model_config"], 1, "model_config cannot build a ViT"),
     (["--resume", "{fx}/run", "--epochs", "0"], 2, "--epochs must be at least 1"),
+    (["--dataset", "digits", "--stem", "x"], 2, "--stem must be the channels of each stem stage, "
+     "positive integers separated by commas (e.g. 32,64), not 'x'"),
+    (["--dataset", "digits", "--stem", "0,64"], 2, "positive integers separated by commas (e.g. "
+     "32,64), not '0,64'"),
+    (["--dataset", "digits", "--stem", ""], 2, "--stem must be the channels of each stem stage"),
+    (["--dataset", "digits", "--stem", "32,,64"], 2, "separated by commas (e.g. 32,64), not '32,,64'"),
+    (["--dataset", "digits", "--stem", "1.5"], 2, "positive integers"),
+    (["--dataset", "digits", "--stem", "12"], 2,
+     "--stem must be channels that GroupNorm's 8 groups split evenly (multiples of 8, or below 8)"),
+    (["--dataset", "digits", "--stem-depth", "0"], 2, "--stem-depth must be at least 1, not 0"),
+    (["--dataset", "digits", "--stem-depth", "2"], 1, "--stem-depth 2 needs --stem"),
+    (["--dataset", "digits", "--stem", "16", "--patch-size", "2"], 1,
+     "--patch-size and --stem cannot be given together: the stem sets the patch size"),
+    (["--dataset", "digits", "--stem", "8,16,32,64"], 1,
+     "image size 8 is not divisible by the stem's stride 16"),
+    (["--dataset", "digits", "--stem", "16", "--init", "{fx}/run/last.npz"], 1,
+     "--init and --stem cannot be given together"),
+    (["--preset", "finetune", "--dataset", "digits", "--model", "custom", "--stem", "16", "--dim",
+      "16"], 1, "--model custom needs --depth, --heads, --mlp-dim (or a named --model)"),
+    (["--resume", "{fx}/bad_stem_widths"], 1, "model_config cannot build a ViT (stem_widths must "
+     "be a list of positive integers, not 'os.system')"),
+    (["--resume", "{fx}/bad_stem_option"], 1, "option 'stem' must be the channels of each stem "
+     "stage, positive integers separated by commas (e.g. 32,64), not '0,64'"),
 ]
 GPU = [  # only where CuPy cannot be used
     ("train", ["--dataset", "digits", "--device", "gpu"], 1, "device 'gpu' needs"),
@@ -280,6 +307,7 @@ CASES = [("train", args, code, culprit) for args, code, culprit in TRAIN] + [
     ("evaluate", ["{fx}/deflate_bomb.npz"], 1, "member 'a.npy' would expand to 67,108,992 bytes"),
     ("evaluate", ["{fx}/weights/last.npz"], 1, "{fx}/weights/last.npz is not a training checkpoint"),
     ("evaluate", ["{fx}/bad_model_config/last.npz"], 1, "model_config cannot build a ViT"),
+    ("evaluate", ["{fx}/bad_stem_widths/last.npz"], 1, "stem_widths must be a list of positive"),
     ("evaluate", ["{fx}/run/last.npz", "--dataset", "cifar10:missing"], 1, "no CIFAR-10 archive at missing"),
     ("evaluate", [], 2, "the following arguments are required: checkpoint"),
     ("inspect", ["{fx}/run/last.npz", "--out", "figures", "--images", "0"], 2,

@@ -5,9 +5,15 @@ and MINIVIT_FAST=1 (fewer repetitions in loops and timings); a cell that raises 
 and shows the cell with its error. New chapters are picked up by the glob.
 Skips, saying why, when nbformat, nbclient or ipykernel is not installed
 (`pip install nbformat nbclient ipykernel`).
+
+And the exercises inside the chapters ("your turn": a stub to fill, then `check(NAME, ...)`):
+no cell before an exercise's first check shows its reference solution, in its source or its
+committed output, and each check of a stub reads "not done yet", each of a solution "passed".
 """
+import ast
 import importlib.util
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,3 +91,130 @@ def test_notebook_matches_its_source(path):
     actual = [(cell.cell_type, cell.source) for cell in nbformat.read(path, as_version=4).cells]
     assert actual == expected, (f"{path.name} differs from {source.relative_to(CHAPTERS.parent)}: "
                                 f"rebuild it with `python chapters/_build.py {path.stem[:2]}`")
+
+
+# --- "your turn": an exercise's solution never shows before the learner's check -----------------
+
+EXERCISES = CHAPTERS / "exercises"
+SOURCES = sorted((CHAPTERS / "_src").glob("[0-9]*.py"))
+CHECK_CALL = re.compile(r"^check\(\s*[\"'](\w+)[\"']", re.MULTILINE)
+
+
+def normalised(line):
+    """A line of code without its comment and its whitespace, so that re-indented or re-spaced
+    copies still match."""
+    return re.sub(r"\s+", "", line.split("#")[0])
+
+
+def bodies(path):
+    """{function or method name: the normalised lines of its body, docstring left out} of a file."""
+    text = path.read_text()
+    lines = text.splitlines()
+    found = {}
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.FunctionDef):
+            body = node.body
+            if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                body = body[1:]
+            code = lines[body[0].lineno - 1:body[-1].end_lineno] if body else []
+            found[node.name] = [n for n in map(normalised, code) if len(n) >= 8]
+    return found
+
+
+def written(name):
+    """{function name: its lines} of the reference solution of exercise `name` that its stub does
+    not already give (the given forwards left out)."""
+    stub, solution = bodies(EXERCISES / f"{name}.py"), bodies(EXERCISES / "solutions" / f"{name}.py")
+    return {function: lines for function, lines in solution.items() if lines and stub.get(function) != lines}
+
+
+def solution_code(name, exercises):
+    """What the reference solution of exercise `name` answers: `written(name)` less the helpers
+    that another exercise's solution shows (block_forward's attention is attention_forward's)."""
+    others = ["\n".join(lines) for other in exercises if other != name for lines in written(other).values()]
+    return {function: lines for function, lines in written(name).items()
+            if not any(shows(other, lines) for other in others)}
+
+
+def shows(text, lines):
+    """Whether `text` (a cell's source or output) shows the body `lines`: at least half of them."""
+    present = set(map(normalised, text.splitlines()))
+    return sum(line in present for line in lines) >= max(1, (len(lines) + 1) // 2)
+
+
+def cells_of(source):
+    """The cells of a chapter's source, as (source, output text): the outputs are those of the
+    committed notebook when it has the same cells."""
+    spec = importlib.util.spec_from_file_location("chapters_build", CHAPTERS / "_build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    cells = [cell.source for cell in build.build(source).cells]
+    outputs = [""] * len(cells)
+    notebook = CHAPTERS / f"{source.stem}.ipynb"
+    if notebook.exists():
+        import nbformat
+
+        committed = nbformat.read(notebook, as_version=4).cells
+        if [cell.source for cell in committed] == cells:
+            outputs = ["".join(o.get("text", "") for o in cell.get("outputs", [])) for cell in committed]
+    return cells, outputs
+
+
+def grader():
+    """chapters/exercises/grading.py: the exercises, their cases and the names they define."""
+    if str(CHAPTERS) not in sys.path:
+        sys.path.insert(0, str(CHAPTERS))
+    from exercises import grading
+
+    return grading
+
+
+@needs_jupyter
+@pytest.mark.parametrize("source", SOURCES, ids=[path.stem for path in SOURCES])
+def test_no_solution_before_its_check(source):
+    """Reading a chapter top to bottom never shows an answer before its question: no cell before
+    an exercise's first check(...) cell (every cell, where the chapter has none) has the body of
+    the exercise's reference solution in its source or in its committed output."""
+    cells, outputs = cells_of(source)
+    exercises = grader().EXERCISES
+    for name in exercises:
+        checks = [k for k, cell in enumerate(cells) if name in CHECK_CALL.findall(cell)]
+        first = checks[0] if checks else len(cells)
+        for function, lines in solution_code(name, exercises).items():
+            for k in range(first):
+                assert not shows(cells[k], lines) and not shows(outputs[k], lines), (
+                    f"{source.name}: cell {k + 1} shows the solution of exercise {name} "
+                    f"({function} in exercises/solutions/{name}.py) before its check"
+                    + (f" in cell {first + 1}" if checks else " (the chapter has no check of it)"))
+
+
+@needs_jupyter
+@pytest.mark.parametrize("source", SOURCES, ids=[path.stem for path in SOURCES])
+def test_your_turn_cells(source):
+    """A chapter's "your turn": a cell with the stub (the exercise's class or functions, raising
+    NotImplementedError), then the learner's check, which in the committed notebook reads "not
+    done yet"; later a check of the solution, which passes."""
+    grading = grader()
+    cells, outputs = cells_of(source)
+    checked = {}
+    for k, cell in enumerate(cells):
+        for name in CHECK_CALL.findall(cell):
+            checked.setdefault(name, []).append(k)
+    if source.stem[:2] in ("02", "03", "04"):
+        assert checked, f"{source.name} has no check(...) cell"
+    for name, at in checked.items():
+        assert name in grading.CASES, f"{source.name}: check({name!r}): no such exercise"
+        stub = cells[at[0] - 1]
+        for defined in grading.NAMES[name]:
+            assert re.search(rf"^(def|class) {defined}\b", stub, re.MULTILINE), (
+                f"{source.name}: the cell before the first check({name!r}) does not define {defined}")
+        assert "raise NotImplementedError" in stub, f"{source.name}: {name}'s stub raises nothing"
+        assert "solutions" not in cells[at[0]], (
+            f"{source.name}: the first check({name!r}) grades the solution, before the learner's")
+        assert len(at) >= 2 and "exercises.solutions" in cells[at[1]], (
+            f"{source.name}: no check of {name}'s solution (exercises.solutions) after the learner's")
+        if any(outputs):
+            mine, solution = outputs[at[0]], outputs[at[1]]
+            assert mine.startswith(f"{name}: not done yet -- ") and mine.count("\n") == 1, mine
+            assert mine.endswith(", in this notebook\n"), mine
+            assert solution.startswith(f"passed: {len(grading.CASES[name])} cases ("), solution

@@ -477,6 +477,9 @@ print("relative error of the hand-written backward:", errors)
 # python -m pytest --exercises -k linear
 # ```
 #
+# Chapter 2 asks for it too, in a cell of its own before it derives it, and grades it there on
+# the same cases (`check("linear", Linear)`); so do chapters 3 and 4 with theirs.
+#
 # (Reference solutions, with derivations, are in `chapters/exercises/solutions/` — try first.)
 #
 # Thinking questions:

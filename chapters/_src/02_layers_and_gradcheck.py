@@ -10,6 +10,13 @@
 # against **finite differences** (`minivit.gradcheck`), and against the same layers rebuilt from
 # primitive ops whose gradients autograd derives by itself (`minivit.ops.composed`).
 #
+# Each of the three starts with **your turn**: before the derivation, a cell with the layer's
+# forward written and its backward left to you, and a cell that grades it in place. `check`
+# runs the cases of `python -m pytest --exercises` (the exercises at the chapter's end) and
+# prints one line: "not done yet", the first case that fails with its worst entry, or
+# "passed". The derivation and one solution come after the check. In the notebook as
+# committed the backward passes are still to write, so each check says "not done yet".
+#
 # Notation: shapes in einops style, `B N D` = batch, tokens, features. For a scalar loss $L$ and
 # any array $v$, $\bar v = \partial L/\partial v$ has the shape of $v$.
 
@@ -32,8 +39,10 @@ import numpy as np
 from scipy.special import erf
 
 from minivit import GradcheckError, Tensor, gradcheck, ops
-from minivit.engine import topological_order
+from minivit.engine import Function, topological_order
 from minivit.ops import composed
+
+from exercises.check import check  # chapters/exercises/check.py: grades a "your turn" in place
 
 FAST = os.environ.get("MINIVIT_FAST") == "1"  # CI runs the chapters in fast mode
 plt.rcParams.update({"figure.dpi": 90, "savefig.dpi": 90})
@@ -110,7 +119,45 @@ plt.show()
 # b: (D_\text{out}) \;\to\; y: (B\,N\,D_\text{out}).$$
 #
 # Flatten the leading axes into rows $r$ (that is also how minivit computes it: one large 2-D
-# matrix product): $y_{rj} = \sum_k x_{rk} W_{kj} + b_j$. Each partial derivative is one entry:
+# matrix product): $y_{rj} = \sum_k x_{rk} W_{kj} + b_j$.
+#
+# ### Your turn: the linear layer's backward
+#
+# Below is minivit's `Linear` op with its forward written; it keeps $x$ flattened to its
+# $R = BN$ rows, `self.x2d` (`R Din`), for the backward. Write `backward`: given $\bar y$ (`grad`, the shape
+# of $y$), return one gradient per input, each of its input's shape — $(\bar x, \bar W, \bar b)$,
+# or $(\bar x, \bar W)$ when there is no bias (`len(self.inputs) == 2`). For one row,
+# $y_j = \sum_i x_i W_{ij} + b_j$: ask which outputs each input touches, and sum $\bar y$ over
+# them; each of $\bar x$ and $\bar W$ is then a single matrix product. The inputs' arrays are
+# `self.inputs[k].data`.
+#
+# Replace the `raise` and run the check below it: it grades your class on three cases (a batch
+# of tokens; one token with one output; rows without a bias), with `gradcheck` and against
+# minivit's own op. The derivation follows the check: try first.
+
+# %%
+class Linear(Function):
+    """y = x W + b.  x: (... Din), W: (Din Dout), b: (Dout) -> y: (... Dout)."""
+
+    def forward(self, x, weight, bias=None):
+        self.x2d = x.reshape(-1, x.shape[-1])  # (rows Din), kept for backward
+        y = self.x2d @ weight
+        if bias is not None:
+            y = y + bias
+        return y.reshape(x.shape[:-1] + (weight.shape[1],))
+
+    def backward(self, grad):
+        """grad: (... Dout) -> (dx, dweight, dbias), or (dx, dweight) without a bias."""
+        raise NotImplementedError("exercise not done yet: write Linear.backward")
+
+
+# %%
+check("linear", Linear)
+
+# %% [markdown]
+# ### The derivation
+#
+# Each partial derivative is one entry:
 # $\partial y_{rj} / \partial x_{rk} = W_{kj}$, $\partial y_{rj}/\partial W_{kj} = x_{rk}$,
 # $\partial y_{rj}/\partial b_j = 1$. Summing over everything each input touched:
 #
@@ -122,6 +169,21 @@ plt.show()
 # the only product of $x$ (`R Din`) and $\bar y$ (`R Dout`) that has it. The bias was
 # broadcast over all $R = BN$ rows, so its gradient sums over them. The backward costs two
 # matrix products the size of the forward one: training costs about 3× the forward FLOPs.
+#
+# ### One solution
+#
+# The reference solution, `exercises/solutions/linear.py`, through the same check, then its
+# backward:
+
+# %%
+from exercises.solutions import linear as linear_solution
+
+check("linear", linear_solution)
+print(inspect.getsource(linear_solution.Linear.backward))
+
+# %% [markdown]
+# The same three products as plain NumPy functions, checked against minivit's fused op on the
+# same inputs, then with `gradcheck`:
 
 # %%
 def linear_forward(x, W, b):
@@ -160,28 +222,77 @@ print("gradcheck:", gradcheck(ops.linear, {"x": xt, "W": Wt, "b": bt}, name="lin
 # $$\mathrm{GELU}(x) = x\,\Phi(x), \qquad \Phi(x) = \tfrac12\bigl(1 + \operatorname{erf}(x/\sqrt2)\bigr),$$
 #
 # $\Phi$ the standard normal CDF: the input, weighted by how likely a standard normal variable is
-# to be below it. By the product rule, with $\varphi(x) = e^{-x^2/2}/\sqrt{2\pi}$ the normal
-# density ($\Phi' = \varphi$),
+# to be below it. The original JAX checkpoints of the paper used the **tanh approximation**
+#
+# $$\mathrm{GELU}_\text{tanh}(x) = \tfrac12 x\,(1 + t), \quad t = \tanh u, \quad
+# u = \sqrt{2/\pi}\,\bigl(x + 0.044715\,x^3\bigr).$$
+#
+# ### Your turn: GELU's backward, both forms
+#
+# minivit's `GELU` op below computes either form (`approximate="erf"` or `"tanh"`) and keeps
+# $\Phi(x)$ (`self.cdf`) or $t$ (`self.t`) for the backward. Write `backward`: the op is
+# elementwise, so $\bar x = \bar y \odot \mathrm{GELU}'(x)$, entry by entry. For the erf form,
+# $x\,\Phi(x)$ is a product, and the derivative of a CDF is its density,
+# $\varphi(x) = e^{-x^2/2}/\sqrt{2\pi}$; for the tanh form, the product rule, then the chain
+# rule through $t$ and $u$ ($\tanh' = 1 - \tanh^2$). Return `(dx,)`, a tuple of one array. The
+# check's cases: both forms, and a single entry.
+
+# %%
+SQRT_2_OVER_PI, TANH_CUBIC = math.sqrt(2 / math.pi), 0.044715
+
+
+class GELU(Function):
+    """x Phi(x), elementwise; approximate='erf' (exact) or 'tanh'."""
+
+    def forward(self, x):
+        if self.approximate == "tanh":
+            self.t = np.tanh(SQRT_2_OVER_PI * (x + TANH_CUBIC * x ** 3))
+            return 0.5 * x * (1 + self.t)
+        self.cdf = 0.5 * (1 + erf(x / math.sqrt(2)))
+        return x * self.cdf
+
+    def backward(self, grad):
+        """grad: the shape of x -> (dx,). x is self.inputs[0].data."""
+        raise NotImplementedError("exercise not done yet: write GELU.backward")
+
+
+# %%
+check("gelu", GELU)
+
+# %% [markdown]
+# ### The derivation
+#
+# By the product rule, with $\varphi(x) = e^{-x^2/2}/\sqrt{2\pi}$ the normal density
+# ($\Phi' = \varphi$),
 #
 # $$\frac{d}{dx}\mathrm{GELU}(x) = \Phi(x) + x\,\varphi(x).$$
 #
-# The original JAX checkpoints of the paper used the **tanh approximation**
-#
-# $$\mathrm{GELU}_\text{tanh}(x) = \tfrac12 x\,(1 + t), \quad t = \tanh u, \quad
-# u = \sqrt{2/\pi}\,\bigl(x + 0.044715\,x^3\bigr),$$
-#
-# whose derivative (product rule, then the chain rule through $\tanh' = 1 - \tanh^2$) is
+# The tanh form's derivative (product rule, then the chain rule through
+# $\tanh' = 1 - \tanh^2$) is
 #
 # $$\frac{d}{dx}\mathrm{GELU}_\text{tanh}(x) = \tfrac12 (1 + t) + \tfrac12 x\,(1 - t^2)\,
 # \sqrt{2/\pi}\,\bigl(1 + 3 \cdot 0.044715\,x^2\bigr).$$
 #
-# Both are elementwise, so $\bar x = \bar y \odot \mathrm{GELU}'(x)$. minivit's `GELU` computes
-# exactly this, keeping $\Phi(x)$ (or $t$) from the forward pass:
+# Both are elementwise, so $\bar x = \bar y \odot \mathrm{GELU}'(x)$.
+#
+# ### One solution
+#
+# The reference solution (`exercises/solutions/gelu.py`), checked, then its backward:
+
+# %%
+from exercises.solutions import gelu as gelu_solution
+
+check("gelu", gelu_solution)
+print(inspect.getsource(gelu_solution.GELU.backward))
+
+# %% [markdown]
+# minivit's own `GELU` computes exactly this, with its operations done in place to allocate
+# fewer temporary arrays:
 
 # %%
 from minivit.ops.gelu import GELU
 
-print(inspect.getsource(GELU))
+print(inspect.getsource(GELU.backward))
 
 # %%
 def gelu_erf(x): return x * 0.5 * (1 + erf(x / math.sqrt(2)))
@@ -230,6 +341,40 @@ for form in ("erf", "tanh"):
 # r = (\sigma^2 + \epsilon)^{-1/2}, \quad \hat x_j = (x_j - \mu)\, r, \quad
 # y_j = \gamma_j \hat x_j + \beta_j .$$
 #
+# ### Your turn: LayerNorm's backward
+#
+# minivit's `LayerNorm` op below keeps $\hat x$ (`self.xhat`, `... D`) and $r$ (`self.r`,
+# `... 1`) from the forward. Write `backward`, returning $(\bar x, \bar\gamma, \bar\beta)$ of
+# shapes `(... D)`, `(D)`, `(D)`. $\gamma$ and $\beta$ are shared by every row, so their gradients
+# sum a per-row quantity over the rows. $\bar x$ is the real exercise: $\mu$ and $\sigma^2$
+# depend on every $x_i$ of the row, so each $x_i$ reaches every $\hat x_j$. With
+# $g = \bar y \odot \gamma$, derive $\bar x_i = \sum_j g_j\,\partial \hat x_j / \partial x_i$
+# (using $\partial \mu / \partial x_i = 1/D$ and the derivative of $r = (\sigma^2 + \epsilon)^{-1/2}$),
+# and simplify until it needs only $r$, $\hat x$, $g$ and two means over the row — no `D D`
+# matrix. $\gamma$ is `self.inputs[1].data`. The check's cases: a batch of tokens, one token of
+# two features, rows with a large $\epsilon$.
+
+# %%
+class LayerNorm(Function):
+    """gamma * (x - mean) * r + beta over the last axis, r = 1 / sqrt(var + eps)."""
+
+    def forward(self, x, gamma, beta):
+        centred = x - x.mean(axis=-1, keepdims=True)
+        self.r = 1 / np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + self.eps)  # ... 1
+        self.xhat = centred * self.r                                                         # ... D
+        return self.xhat * gamma + beta
+
+    def backward(self, grad):
+        """grad: (... D) -> (dx, dgamma, dbeta), shapes (... D), (D), (D)."""
+        raise NotImplementedError("exercise not done yet: write LayerNorm.backward")
+
+
+# %%
+check("layernorm", LayerNorm)
+
+# %% [markdown]
+# ### The derivation
+#
 # **Parameters.** $\gamma_j$ and $\beta_j$ touch $y_j$ of every row, so
 # $\bar\gamma = \sum_\text{rows} \bar y \odot \hat x$ and $\bar\beta = \sum_\text{rows} \bar y$.
 #
@@ -254,6 +399,19 @@ for form in ("erf", "tanh"):
 # its component along the two directions the normalisation removes — a constant shift (the mean)
 # and a rescaling of $\hat x$ (the variance). The Jacobian is a projection, times $r$.
 # The backward needs only $\hat x$ and $r$ from the forward pass.
+#
+# ### One solution
+#
+# The reference solution (`exercises/solutions/layernorm.py`), checked, then its backward:
+
+# %%
+from exercises.solutions import layernorm as layernorm_solution
+
+check("layernorm", layernorm_solution)
+print(inspect.getsource(layernorm_solution.LayerNorm.backward))
+
+# %% [markdown]
+# The same as plain NumPy functions, on a batch of tokens, against minivit's op and `gradcheck`:
 
 # %%
 def layernorm_forward(x, gamma, beta, eps=1e-6):
@@ -319,7 +477,7 @@ except GradcheckError as error:
 # error instead of raising:
 
 # %%
-from minivit.ops.gelu import SQRT_2_OVER_PI, TANH_CUBIC
+from minivit.ops.gelu import GELU, SQRT_2_OVER_PI, TANH_CUBIC
 from minivit.ops.matmul import Linear
 
 
@@ -476,9 +634,10 @@ ax.legend(fontsize=8); plt.tight_layout(); plt.show()
 #
 # ## Exercises
 #
-# Write these three backward passes yourself: `chapters/exercises/linear.py`, `gelu.py` and
-# `layernorm.py` (see the folder's `README.md`). Each is graded by `minivit.gradcheck` and by
-# comparison with minivit's op; from the repository root:
+# The three backward passes of the "your turn" sections are also exercise files,
+# `chapters/exercises/linear.py`, `gelu.py` and `layernorm.py` (see the folder's `README.md`),
+# graded on the same cases as the checks above — by `minivit.gradcheck` and by comparison with
+# minivit's op — from the repository root:
 #
 # ```bash
 # python -m pytest --exercises -k linear

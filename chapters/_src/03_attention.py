@@ -14,6 +14,12 @@
 # QKV projection that minivit uses — then derives the backward pass of the whole thing, checks
 # it with `minivit.gradcheck`, and looks at attention matrices.
 #
+# Three times it is **your turn** first: the softmax backward, attention's forward on the fused
+# projection (with a mask), and attention's backward. Each is a cell for you to fill, then a
+# cell that grades it in place with the cases of `python -m pytest --exercises` (as in
+# chapter 2), and only then the derivation and one solution. In the notebook as committed they
+# are still to write, so each check says "not done yet".
+#
 # Shapes (einops notation): `B` batch, `N` tokens, `D` model width, `H` heads,
 # `Dh = D / H` the width of one head.
 
@@ -36,9 +42,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from minivit import Tensor, gradcheck, nn, ops
-from minivit.engine import topological_order
+from minivit.engine import Function, topological_order
 from minivit.ops import composed
 from minivit.ops.attention import Attention
+
+from exercises.check import check  # chapters/exercises/check.py: grades a "your turn" in place
 
 FAST = os.environ.get("MINIVIT_FAST") == "1"  # CI runs the chapters in fast mode
 plt.rcParams.update({"figure.dpi": 90, "savefig.dpi": 90})
@@ -68,6 +76,35 @@ print("naive:  ", naive)
 print("stable: ", shifted / shifted.sum())
 
 # %% [markdown]
+# ### Your turn: the softmax backward
+#
+# Every $y_i$ depends on every $x_j$ of its row, through the sum. Derive the Jacobian
+# $\partial y_i / \partial x_j$ with the quotient rule (the cases $i = j$ and $i \ne j$), write it
+# in terms of $y$ alone, and simplify $\bar x_j = \sum_i \bar y_i\,\partial y_i/\partial x_j$
+# until it needs one sum along the axis (`keepdims=True`) and no $N \times N$ matrix. minivit's
+# `Softmax` below keeps its output $y$ (`self.y`); softmax runs along `self.axis`, which the
+# check's cases vary (the last axis, an axis of length 1, axis 0). Return `(dx,)`.
+
+# %%
+class Softmax(Function):
+    """y_i = e^(x_i) / sum_j e^(x_j) along self.axis.  x: any shape -> y: the same."""
+
+    def forward(self, x):
+        e = np.exp(x - x.max(axis=self.axis, keepdims=True))  # no overflow
+        self.y = e / e.sum(axis=self.axis, keepdims=True)
+        return self.y
+
+    def backward(self, grad):
+        """grad: the shape of x -> (dx,)."""
+        raise NotImplementedError("exercise not done yet: write Softmax.backward")
+
+
+# %%
+check("softmax", Softmax)
+
+# %% [markdown]
+# ### The derivation
+#
 # **Backward.** Every output depends on every input. Differentiating the quotient,
 #
 # $$\frac{\partial y_i}{\partial x_j} = y_i(\delta_{ij} - y_j), \qquad
@@ -82,6 +119,19 @@ print("stable: ", shifted / shifted.sum())
 #
 # $O(N)$ per row instead of $O(N^2)$, and it needs only the output $y$ — which is why minivit's
 # `Softmax` keeps `self.y` from the forward pass.
+#
+# ### One solution
+#
+# The reference solution (`exercises/solutions/softmax.py`), checked, then its backward:
+
+# %%
+from exercises.solutions import softmax as softmax_solution
+
+check("softmax", softmax_solution)
+print(inspect.getsource(softmax_solution.Softmax.backward))
+
+# %% [markdown]
+# On one row of five scores: the Jacobian formed in full, the formula, and minivit's op agree.
 
 # %%
 x = rng.standard_normal(5)
@@ -243,6 +293,49 @@ ax.set_xlabel("index on the last axis of qkv")
 ax.set_title(f"qkv (B N 3D) with D = {D}, H = {H}, Dh = {Dh}: the last axis is laid out (3 H Dh)", fontsize=10)
 plt.show()
 
+# %% [markdown]
+# ### Your turn: attention on the fused projection, with a mask
+#
+# Write `attention_forward(qkv, heads, mask=None)`: from `qkv` (`B N 3D`, laid out `(3 H Dh)`),
+# the output `B N D` of multi-head attention, the heads merged back in the order `(h dh)`:
+# sections 3 and 4 again, on one array laid out as above. Split `qkv` into $q, k, v$
+# (`B H N Dh` each) with one `rearrange`, then $S = qk^\top/\sqrt{D_h}$, a stable softmax over
+# the keys, $O = PV$.
+#
+# And a **mask**: `None`, or a boolean array `N N` (or `B N N`, one per image) that is `True`
+# where query $i$ may attend to key $j$. A masked-out key gets the score $-\infty$ before the
+# softmax, so its weight is exactly 0 (`np.where(mask, S, -np.inf)`; a `B N N` mask needs an
+# axis for the heads, `mask[:, None]`). Every query keeps at least one key. A *causal* mask, as
+# in a language model's decoder, lets query $i$ see keys $0 \dots i$ only. The check's seven
+# cases: without a mask (several heads, one head, one token) against minivit's fused op, and
+# with a causal `N N` mask, a random `B N N` one, a one-token mask and a mask that is all
+# `True`.
+
+# %%
+def attention_forward(qkv, heads, mask=None):
+    """qkv: (B N 3D), laid out (3 H Dh); mask: None, or bool (N N) or (B N N), True where
+    query i may attend to key j -> out: (B N D), D = H Dh, heads merged (h dh)."""
+    raise NotImplementedError("exercise not done yet: write attention_forward")
+
+
+# %%
+check("attention_forward", attention_forward)
+
+# %% [markdown]
+# ### One solution
+#
+# The reference solution (`exercises/solutions/attention_forward.py`), checked, then its code:
+
+# %%
+from exercises.solutions import attention_forward as attention_forward_solution
+
+check("attention_forward", attention_forward_solution)
+print(inspect.getsource(attention_forward_solution.attention_forward))
+
+# %% [markdown]
+# minivit's op, `minivit.ops.attention(qkv, heads)` (its `Attention` function, without a mask),
+# splits the same layout the same way, and agrees with section 4's heads:
+
 # %%
 W_qkv = np.concatenate([Wq, Wk, Wv], axis=1)                       # D 3D
 qkv = X @ W_qkv                                                      # B N 3D
@@ -266,6 +359,43 @@ print(inspect.getsource(nn.MultiHeadAttention.forward))
 # %% [markdown]
 # ## 6. The backward pass
 #
+# ### Your turn: attention's backward
+#
+# minivit's fused `Attention` op below has its forward written: it splits `qkv`, keeps
+# $q, k, v$ (`B H N Dh`), $P$ (`self.probs`, `B H N N`) and the scale $s = D_h^{-1/2}$, and
+# returns the heads merged. Write `backward`: from $\bar O$ (`grad`, `B N D`) return `(dqkv,)`,
+# one array `B N 3D`. Go back through the forward one step at a time, last step first: split the
+# heads of `grad` again; $O = PV$ is a batched matrix product (chapter 2's linear-layer rule gives
+# $\bar P$ and $\bar V$; `.swapaxes(-1, -2)` transposes the last two axes); $P$ is a softmax of
+# $S$ row by row (section 1); $S = s\,qk^\top$ is a product again; and finally
+# $\bar q, \bar k, \bar v$ go back into the `(3 H Dh)` layout of `qkv` (stack them, then the
+# forward's first `rearrange` reversed). The check's cases: two heads, one token, one head.
+
+# %%
+class Attention(Function):
+    """Multi-head attention on one fused QKV projection: qkv (B N 3D), laid out (3 H Dh)
+    -> out (B N D). With q, k, v (B H N Dh) and s = Dh^-1/2: S = s q k^T, P = softmax(S), O = P v."""
+
+    def forward(self, qkv):
+        q, k, v = einops.rearrange(qkv, "b n (three h dh) -> three b h n dh", three=3, h=self.heads)
+        self.scale = q.shape[-1] ** -0.5
+        self.q, self.k, self.v = q, k, v
+        scores = (q @ k.swapaxes(-1, -2)) * self.scale
+        e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        self.probs = e / e.sum(axis=-1, keepdims=True)                   # P: (B H N N)
+        return einops.rearrange(self.probs @ v, "b h n dh -> b n (h dh)")
+
+    def backward(self, grad):
+        """grad: (B N D) -> (dqkv,), dqkv of shape (B N 3D)."""
+        raise NotImplementedError("exercise not done yet: write Attention.backward")
+
+
+# %%
+check("attention", Attention)
+
+# %% [markdown]
+# ### The derivation
+#
 # Going backwards through $O = PV$, $P = \operatorname{softmax}(S)$ row by row,
 # $S = s\,QK^\top$ with $s = D_h^{-1/2}$ (per batch entry and head), given $\bar O$ (`B H N Dh`):
 #
@@ -278,8 +408,25 @@ print(inspect.getsource(nn.MultiHeadAttention.forward))
 # Finally the three gradients are stacked back into the `(3 H Dh)` layout of `qkv`: the backward
 # of a rearrange is the reversed rearrange. Everything is computed from $P$, $Q$, $K$, $V$ saved
 # in the forward pass; the scores $S$ are not needed.
+#
+# ### One solution
+#
+# The reference solution (`exercises/solutions/attention.py`), checked, then its backward:
 
 # %%
+from exercises.solutions import attention as attention_solution
+
+check("attention", attention_solution)
+print(inspect.getsource(attention_solution.Attention.backward))
+
+# %% [markdown]
+# The same steps as a NumPy function of the arrays kept by the forward (section 5's $q, k, v$
+# and $P$), against minivit's op:
+
+# %%
+from minivit.ops.attention import Attention  # minivit's op again (above, `Attention` was yours)
+
+
 def attention_backward(q, k, v, P, grad_out):
     """q, k, v: (B H N Dh), P: (B H N N), grad_out: (B N H*Dh) -> grad of qkv (B N 3*H*Dh)."""
     heads, scale = q.shape[1], q.shape[-1] ** -0.5
@@ -440,13 +587,15 @@ plt.tight_layout(); plt.show()
 #
 # ## Exercises
 #
-# Write the backward passes yourself: `chapters/exercises/softmax.py`, then `attention.py`
-# (which uses the softmax backward and the linear-layer rule). `cross_entropy.py` — the loss of
-# the classifier, a softmax followed by a log, with label smoothing — is a good third. From the
-# repository root:
+# The three "your turn" sections are also exercise files, graded on the same cases:
+# `chapters/exercises/softmax.py`, `attention_forward.py` and `attention.py` (the backward,
+# which uses the softmax backward and the linear-layer rule). `cross_entropy.py` — the backward
+# of the classifier's loss, a softmax followed by a log, with label smoothing (chapter 7) — is a
+# good fourth. From the repository root:
 #
 # ```bash
 # python -m pytest --exercises -k softmax
+# python -m pytest --exercises -k attention_forward
 # python -m pytest --exercises -k attention
 # python -m pytest --exercises -k cross_entropy
 # ```

@@ -27,6 +27,9 @@
 # sublayer and not after it, as in the original Transformer, and count the parameters and the
 # FLOPs of a ViT-Ti/16 on paper, checking both against the code.
 #
+# But first it is **your turn**: with chapter 2's layers and chapter 3's attention, equations 2
+# and 3 are enough to write a block yourself, before section 1 shows minivit's.
+#
 # Shapes (einops notation): `B` batch, `T = 1 + N` tokens, `D` width, `M` the MLP's hidden
 # width, `L` blocks, `K` classes.
 
@@ -55,12 +58,67 @@ from minivit.ops.attention import Attention
 from minivit.ops.matmul import Linear as LinearOp
 from minivit.optim import AdamW
 
+from exercises.check import check  # chapters/exercises/check.py: grades a "your turn" in place
+
 FAST = os.environ.get("MINIVIT_FAST") == "1"  # CI runs the chapters in fast mode
 plt.rcParams.update({"figure.dpi": 90, "savefig.dpi": 90})
 np.set_printoptions(precision=3, suppress=True, linewidth=110)
 minivit.manual_seed(0)  # the initial weights of the models below
 rng = np.random.default_rng(0)
 print("fast mode:", FAST)
+
+# %% [markdown]
+# ### Your turn: one block, from the equations
+#
+# Write `block_forward(x, weights, heads, eps, approximate)`: equations 2 and 3 on NumPy arrays,
+# $y = x + \operatorname{MSA}(\operatorname{LN}_1(x))$, then
+# $y + \operatorname{MLP}(\operatorname{LN}_2(y))$, for `x` of shape `B T D`. The weights are
+# those of a `minivit.model.Block`, a dict `{name: array}` under the names of its
+# `state_dict()`:
+#
+# | names | shapes | what |
+# |---|---|---|
+# | `norm1.weight`, `norm1.bias` | `D`, `D` | $\gamma$, $\beta$ of $\operatorname{LN}_1$ |
+# | `attn.qkv.weight`, `attn.qkv.bias` | `D 3D`, `3D` | the fused projection to $q, k, v$, laid out `(3 H Dh)` |
+# | `attn.proj.weight`, `attn.proj.bias` | `D D`, `D` | attention's output projection |
+# | `norm2.weight`, `norm2.bias` | `D`, `D` | $\gamma$, $\beta$ of $\operatorname{LN}_2$ |
+# | `mlp.fc1.weight`, `mlp.fc1.bias` | `D M`, `M` | the MLP's hidden layer |
+# | `mlp.fc2.weight`, `mlp.fc2.bias` | `M D`, `D` | its output layer |
+#
+# A linear layer is $hW + b$, the weight stored `Din Dout` as in minivit (no transpose).
+# $\operatorname{LN}$ is chapter 2's, with the biased variance and this `eps`;
+# $\operatorname{MSA}(h) = \operatorname{attention}(hW_{qkv} + b_{qkv})\,W_\text{proj} + b_\text{proj}$,
+# with chapter 3's `attention_forward` (no mask, `heads` heads); and
+# $\operatorname{MLP}(h) = \operatorname{GELU}(hW_1 + b_1)\,W_2 + b_2$, with GELU in its exact form
+# (`approximate="erf"`, `erf` from `scipy.special`) or its tanh form. No dropout. Three small
+# helpers first — a layer norm, GELU and attention — and the block is two lines. Mind that
+# $\operatorname{LN}_2$ reads $y$, the output of the first residual, not $x$. The check runs the
+# cases of `python -m pytest --exercises -k block_forward` against `Block` in float64: both GELU
+# forms, one head with a large `eps`, a single token.
+
+# %%
+def block_forward(x, weights, heads, eps=1e-6, approximate="erf"):
+    """One pre-LN encoder block: y = x + MSA(LN1(x)), out = y + MLP(LN2(y)).
+    x: (B T D) -> (B T D); weights: {name: array}, a Block's parameters by name."""
+    raise NotImplementedError("exercise not done yet: write block_forward")
+
+
+# %%
+check("block_forward", block_forward)
+
+# %% [markdown]
+# ### One solution
+#
+# The reference solution (`exercises/solutions/block_forward.py`), checked, then its code —
+# the block itself, then its three helpers:
+
+# %%
+from exercises.solutions import block_forward as block_solution
+
+check("block_forward", block_solution)
+for function in (block_solution.block_forward, block_solution.layer_norm, block_solution.gelu,
+                 block_solution.attention):
+    print(inspect.getsource(function))
 
 # %% [markdown]
 # ## 1. The equations in the code
@@ -633,9 +691,8 @@ for name, size in (("Ti/16", 224), ("Ti/16", 384), ("Ti/16", 512),
 #
 # ## Exercises
 #
-# Write the block's forward pass yourself, on NumPy arrays from a `Block`'s weights, in
-# `chapters/exercises/block_forward.py` (after `attention_forward.py`, which it uses). From the
-# repository root:
+# The "your turn" above is also an exercise file, `chapters/exercises/block_forward.py` (after
+# `attention_forward.py`, which it uses), graded on the same cases from the repository root:
 #
 # ```bash
 # python -m pytest --exercises -k block_forward

@@ -104,6 +104,14 @@ axes[1].set_title("32 × 32, P = 4: N = 8 × 8 = 64 patches", fontsize=10)
 plt.tight_layout(); plt.show()
 
 # %% [markdown]
+# **Your turn.** Before reading how minivit cuts an image into this sequence, write it yourself:
+# `patchify(images, patch_size)`, `B C H W` → `B N (P·P·C)` with one `einops.rearrange`, the
+# patches row by row over the grid and each one ordered pixel row, pixel column, channel; and
+# its inverse `unpatchify`. The stubs are in `chapters/exercises/patchify.py`; grade them from
+# the repository root with `python -m pytest --exercises -k patchify`, or in a cell of your own, after `from exercises.check import check`, with
+# `check("patchify", patchify, unpatchify)` (the same cases). Section 3 is the answer.
+
+# %% [markdown]
 # ## 3. `rearrange`: cutting and flattening in one line
 #
 # minivit's `PatchEmbed` cuts the patches with one einops pattern:
@@ -229,6 +237,13 @@ for ax in axes:
     ax.set_xticks([]); ax.set_yticks([])
 fig.colorbar(im, ax=axes[1:], shrink=0.8, label="cosine similarity")
 plt.show()
+
+# %% [markdown]
+# **Your turn.** What is the backward of the whole patch embedding, rearrange then projection,
+# as one op? Write `PatchEmbedding.backward` in `chapters/exercises/patch_embed.py` (chapter
+# 2's linear layer first: it builds on it) and grade it with
+# `python -m pytest --exercises -k patch_embed`, or in a cell of your own, after `from exercises.check import check`, with
+# `check("patch_embed", PatchEmbedding)`. The next paragraph gives it away.
 
 # %% [markdown]
 # **The gradient stays in its patch.** The backward of `PatchEmbed` is the linear layer's
@@ -366,12 +381,12 @@ print("logits:", model(x32).shape)
 #
 # ## Exercises
 #
-# Write the backward pass of the patch embedding — cut into patches, then project, as one op —
-# in `chapters/exercises/patch_embed.py` (do `linear.py` first: it builds on it). From the
-# repository root:
+# The two "your turn" exercises of this chapter, from the repository root (or in a cell with
+# `check`, as chapters 2 to 4 do):
 #
 # ```bash
-# python -m pytest --exercises -k patch_embed
+# python -m pytest --exercises -k patchify      # chapters/exercises/patchify.py, before section 3
+# python -m pytest --exercises -k patch_embed   # chapters/exercises/patch_embed.py, in section 4
 # ```
 #
 # Thinking questions:

@@ -21,6 +21,12 @@
 #
 # Shapes: `B` images, `C H W` channels and pixels, `N = g·g` patches on a `g × g` grid,
 # `T = 1 + N` tokens, `D` the width.
+#
+# **Your turn.** Equation 1 on arrays, before section 1 shows minivit's: write
+# `embed_tokens(x, cls_token, pos_embed)`, patch tokens `B N D`, the class token `1 1 D` and the
+# position embeddings `1 1+N D` → $z_0$, `B 1+N D`, in `chapters/exercises/embed_tokens.py`.
+# Grade it from the repository root with `python -m pytest --exercises -k embed_tokens`,
+# or in a cell of your own, after `from exercises.check import check`, with `check("embed_tokens", embed_tokens)`.
 
 # %%
 import os
@@ -272,6 +278,12 @@ ax.legend(); plt.tight_layout(); plt.show()
 # from 224 to 384 px, keeping $P = 16$, so $14 \times 14 \to 24 \times 24$ patches), the paper
 # treats the $g \times g$ rows as an image with $D$ channels and **resizes it bilinearly** to
 # $G \times G$; the class token's row is kept as it is.
+#
+# **Your turn.** Before the details below: write `interpolate_pos_embed(pos_embed, new_grid)`,
+# `1 1+g·g D` → `1 1+G·G D`, bilinear with the corners aligned (its docstring says exactly
+# how), in `chapters/exercises/interpolate_pos_embed.py`, and grade it with
+# `python -m pytest --exercises -k interpolate_pos_embed`, or in a cell of your own, after `from exercises.check import check`, with
+# `check("interpolate_pos_embed", interpolate_pos_embed)`. The rest of this section is the answer.
 #
 # With corners aligned, output row $i$ samples the old grid at $i\,(g - 1)/(G - 1)$, a
 # weighted mix of two neighbours. As a matrix $M$ (`G g`), each row sums to one, and resizing

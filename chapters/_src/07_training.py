@@ -166,6 +166,13 @@ for group in groups:
 optimizer = AdamW(groups, lr=1e-3)
 
 # %% [markdown]
+# **Your turn.** The two equations above are one AdamW step: write it on NumPy arrays,
+# `adamw_step(p, g, m, v, t, lr, betas, eps, weight_decay)` → the new `(p, m, v)`, in
+# `chapters/exercises/adamw_step.py`, graded against `minivit.optim.AdamW` over four steps with
+# `python -m pytest --exercises -k adamw_step`, or in a cell of your own, after `from exercises.check import check`, with
+# `check("adamw_step", adamw_step)`.
+
+# %% [markdown]
 # **The learning rate** $\eta_t$ rises linearly from 0 to its peak over the first steps
 # (**warmup**) and then falls along half a cosine to 0:
 #
@@ -208,6 +215,12 @@ target = np.full(K, eps / K)
 target[3] += 1 - eps
 print("one-hot target for class 3:", np.eye(K)[3])
 print("smoothed target          :", target, "sum", target.sum())
+
+# %% [markdown]
+# **Your turn.** The backward of this loss, on logits and with label smoothing, is
+# `CrossEntropy.backward` in `chapters/exercises/cross_entropy.py` (exercise 3 below asks for
+# its derivation): `python -m pytest --exercises -k cross_entropy`, or in a cell of your own, after `from exercises.check import check`, with
+# `check("cross_entropy", CrossEntropy)`.
 
 # %% [markdown]
 # **The loss floor.** $\mathcal{L} = H(q) + \operatorname{KL}(q \,\|\, p)$ is smallest for

@@ -365,6 +365,12 @@ plt.tight_layout(); plt.show()
 #
 # **The paper** (Figure 6): "the model attends to image regions that are semantically relevant
 # for classification".
+#
+# **Your turn.** Before the code below: write `attention_rollout(attentions)`, the class token's
+# map `B g g` (min-max scaled to $[0, 1]$) from the $L$ layers' attention weights `B H T T`, in
+# `chapters/exercises/attention_rollout.py`, and grade it with
+# `python -m pytest --exercises -k attention_rollout`, or in a cell of your own, after `from exercises.check import check`, with
+# `check("attention_rollout", attention_rollout)`.
 
 # %%
 maps = analysis.attention_rollout(attentions, CLS)                       # B g g, in [0, 1]
