@@ -126,6 +126,7 @@ class World:
         if self.rank:
             time.sleep(1)  # if rank 0 fails too, its line alone is printed
         print(message, file=sys.stderr, flush=True)
+        time.sleep(0.3)  # let mpiexec forward the line before Abort tears the job down
         self.comm.Abort(1)
 
 
