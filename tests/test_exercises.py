@@ -8,26 +8,11 @@ Without --exercises the same tests grade the reference solutions in chapters/exe
 and the tests marked `harness` check the grader itself: untouched stubs read "not done yet", a
 wrong backward reads gradcheck's message. CI runs both.
 
-The cases and the checks each makes are in chapters/exercises/grading.py, which the chapters'
+The cases and the checks each makes, with how a backward pass and a function on arrays are
+graded step by step, are in chapters/exercises/grading.py (its docstring), which the chapters'
 in-place check (chapters/exercises/check.py: `check("layernorm", LayerNorm)` in a cell) runs too;
 this file makes one test of each exercise, parametrized by its cases, and each case fails with
-grading's single line, without a traceback. In short, a backward pass is graded in four steps,
-stopping at the first that fails:
-  1. the forward still agrees with minivit's op (the exercise is the backward, not the forward);
-  2. backward is written: it does not raise NotImplementedError   -> "not done yet";
-  3. it returns a tuple with one gradient per input, each of its input's shape;
-  4. gradcheck: in float64, central differences of the forward agree with backward
-     -> gradcheck's message, naming the input and the worst entry;
-     and the gradients equal those of minivit's own op.
-
-The other exercises are functions on NumPy arrays (patchify, embed_tokens, attention_forward,
-block_forward, interpolate_pos_embed, adamw_step, attention_rollout), each graded against the
-minivit code it mirrors, in the same spirit:
-  1. the function is written: it does not raise NotImplementedError   -> "not done yet";
-  2. it returns what was asked: a NumPy array (or a tuple of them) of the expected shape and dtype;
-  3. its values agree with minivit's (exactly, for a function that only moves entries)
-     -> how many entries are wrong, the worst one and where it is, yours against the expected
-     value, and, when the answer is a known mistake (a transposed layout, a missing term), which.
+grading's single line, without a traceback.
 `-k attention` grades attention.py alone: attention_forward and attention_rollout, whose names
 contain it, skip and say how to grade them.
 """

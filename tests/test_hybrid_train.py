@@ -21,7 +21,7 @@ from minivit.model import ViT
 from minivit.pretrained import from_pretrained, from_training_checkpoint, save_pretrained
 from minivit.train import PRESETS, TrainConfig, make_optimizer, parse_args, train, train_epoch
 from test_distributed import launch, needs_mpi
-from test_train import model_arrays
+from test_train import model_arrays, stop_in_epoch_two_and_resume
 
 ROOT = Path(__file__).resolve().parent.parent
 # one stem stage of 8 channels on 8x8 digits: 4 x 4 tokens of 2 x 2 pixels, as the digits ViT's
@@ -83,20 +83,8 @@ def test_a_resumed_hybrid_run_ends_with_the_same_weights(tmp_path, monkeypatch, 
     full = (8, 4, 1 + 16)
     assert grids[::2] == ([(4, 2, 1 + 4)] + [full] * 2 if low_res_epochs else [full] * 3)
 
-    calls = []
-
-    def interrupted_evaluate(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:  # the first evaluation of epoch 2 (each epoch: validation, test)
-            raise KeyboardInterrupt
-        return real_evaluate(*args, **kwargs)
-
-    monkeypatch.setattr(train_module, "evaluate", interrupted_evaluate)
-    with pytest.raises(KeyboardInterrupt):
-        train(config, tmp_path / "stopped")
-    assert int(load_arrays(tmp_path / "stopped" / "last.npz")["epoch"]) == 1
     monkeypatch.setattr(train_module, "evaluate", real_evaluate)
-    train(config, tmp_path / "stopped", resume=True)
+    stop_in_epoch_two_and_resume(config, tmp_path / "stopped", monkeypatch)
 
     straight, resumed = (model_arrays(tmp_path / d / "last.npz") for d in ("straight", "stopped"))
     assert straight.keys() == resumed.keys()

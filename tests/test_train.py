@@ -34,17 +34,9 @@ def test_a_run_writes_its_directory(tmp_path):
     assert 0.1 < summary["best_test_accuracy"] <= 1
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("low_res_epochs", [0, 1])
-def test_a_resumed_run_ends_with_the_same_weights(tmp_path, monkeypatch, low_res_epochs, threads):
-    """Stop a run in its second epoch (as Ctrl-C would), resume it: the final weights and
-    optimizer state equal those of an uninterrupted run, bit for bit, in one thread or with each
-    batch split between two. With low_res_epochs=1 the run is resumed right where it moves from
-    4 px to 8 px images."""
-    config = TrainConfig(**{**TINY, "patch_size": 2, "low_res_epochs": low_res_epochs,
-                            "low_res_size": 4, "threads": threads})
-    train(config, tmp_path / "straight")
-
+def stop_in_epoch_two_and_resume(config, run_dir, monkeypatch):
+    """Train `config` into run_dir, stopped (as Ctrl-C would) at the first evaluation of epoch
+    2, after epoch 1's checkpoint; then resume it to the end."""
     calls = []
     real_evaluate = train_module.evaluate
 
@@ -58,10 +50,24 @@ def test_a_resumed_run_ends_with_the_same_weights(tmp_path, monkeypatch, low_res
 
     monkeypatch.setattr(train_module, "evaluate", interrupted_evaluate)
     with pytest.raises(KeyboardInterrupt):
-        train(config, tmp_path / "stopped")
-    assert int(load_arrays(tmp_path / "stopped" / "last.npz")["epoch"]) == 1
+        train(config, run_dir)
+    assert int(load_arrays(run_dir / "last.npz")["epoch"]) == 1
     monkeypatch.setattr(train_module, "evaluate", real_evaluate)
-    train(config, tmp_path / "stopped", resume=True)
+    train(config, run_dir, resume=True)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("low_res_epochs", [0, 1])
+def test_a_resumed_run_ends_with_the_same_weights(tmp_path, monkeypatch, low_res_epochs, threads):
+    """Stop a run in its second epoch (as Ctrl-C would), resume it: the final weights and
+    optimizer state equal those of an uninterrupted run, bit for bit, in one thread or with each
+    batch split between two. With low_res_epochs=1 the run is resumed right where it moves from
+    4 px to 8 px images."""
+    config = TrainConfig(**{**TINY, "patch_size": 2, "low_res_epochs": low_res_epochs,
+                            "low_res_size": 4, "threads": threads})
+    train(config, tmp_path / "straight")
+
+    stop_in_epoch_two_and_resume(config, tmp_path / "stopped", monkeypatch)
 
     straight, resumed = (model_arrays(tmp_path / d / "last.npz") for d in ("straight", "stopped"))
     assert straight.keys() == resumed.keys()
