@@ -18,6 +18,7 @@
 # Shapes: `B C H W` images, `N = (H/P)(W/P)` patches, `D` model width.
 
 # %%
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -34,7 +35,9 @@ import numpy as np
 from matplotlib import patheffects
 from sklearn.datasets import load_sample_image
 
+from exercises.check import check  # chapters/exercises/check.py: grades a "your turn" in place
 from minivit import Tensor, gradcheck, ops
+from minivit.engine import Function
 from minivit.model import PatchEmbed
 
 FAST = os.environ.get("MINIVIT_FAST") == "1"  # CI runs the chapters in fast mode
@@ -104,12 +107,30 @@ axes[1].set_title("32 × 32, P = 4: N = 8 × 8 = 64 patches", fontsize=10)
 plt.tight_layout(); plt.show()
 
 # %% [markdown]
-# **Your turn.** Before reading how minivit cuts an image into this sequence, write it yourself:
+# ### Your turn: patchify, and its inverse
+#
+# Before reading how minivit cuts an image into this sequence, write it yourself:
 # `patchify(images, patch_size)`, `B C H W` → `B N (P·P·C)` with one `einops.rearrange`, the
 # patches row by row over the grid and each one ordered pixel row, pixel column, channel; and
-# its inverse `unpatchify`. The stubs are in `chapters/exercises/patchify.py`; grade them from
-# the repository root with `python -m pytest --exercises -k patchify`, or in a cell of your own, after `from exercises.check import check`, with
-# `check("patchify", patchify, unpatchify)` (the same cases). Section 3 is the answer.
+# its inverse `unpatchify(patches, patch_size, height, width)`, which must give the images back
+# exactly. Replace the two `raise`s and run the check below them: it grades both on the cases
+# of `python -m pytest --exercises -k patchify` (RGB, not square, a batch of one, patches of one
+# pixel, one patch for the whole image). Section 3 is the answer: try first.
+
+# %%
+def patchify(images, patch_size):
+    """images (B C H W) -> patches (B N P*P*C), N = (H/P) (W/P), P = patch_size; the patches
+    row by row over the grid, each ordered (p1 p2 c)."""
+    raise NotImplementedError("exercise not done yet: write patchify")
+
+
+def unpatchify(patches, patch_size, height, width):
+    """The inverse: patches (B N P*P*C) -> images (B C H W), H = height, W = width."""
+    raise NotImplementedError("exercise not done yet: write unpatchify")
+
+
+# %%
+check("patchify", patchify, unpatchify)
 
 # %% [markdown]
 # ## 3. `rearrange`: cutting and flattening in one line
@@ -165,6 +186,20 @@ back = einops.rearrange(seq224, "b (h w) (p1 p2 c) -> b c (h p1) (w p2)", h=14, 
 assert np.array_equal(back, x224)
 
 # %% [markdown]
+# ### One solution
+#
+# `to_patches` is `patchify`, and the inverse pattern above is `unpatchify`. The reference
+# solution (`exercises/solutions/patchify.py`) says the same in einops alone; its check, then
+# its code:
+
+# %%
+from exercises.solutions import patchify as patchify_solution
+
+check("patchify", patchify_solution)
+print(inspect.getsource(patchify_solution.patchify))
+print(inspect.getsource(patchify_solution.unpatchify))
+
+# %% [markdown]
 # The ordering `(p1 p2 c)` is not arbitrary: the paper's checkpoints store the patch projection
 # as a convolution kernel of shape `(P, P, C, D)`, and reshaping it to `(P·P·C, D)` orders its
 # rows exactly as `(p1 p2 c)`. Any fixed order would train equally well, but only this one
@@ -201,8 +236,6 @@ plt.tight_layout(); plt.show()
 # $E$ of shape `(P·P·C, D)` — the same $E$ for every patch. In minivit:
 
 # %%
-import inspect
-
 print(inspect.getsource(PatchEmbed.forward))
 
 # %%
@@ -239,11 +272,36 @@ fig.colorbar(im, ax=axes[1:], shrink=0.8, label="cosine similarity")
 plt.show()
 
 # %% [markdown]
-# **Your turn.** What is the backward of the whole patch embedding, rearrange then projection,
-# as one op? Write `PatchEmbedding.backward` in `chapters/exercises/patch_embed.py` (chapter
-# 2's linear layer first: it builds on it) and grade it with
-# `python -m pytest --exercises -k patch_embed`, or in a cell of your own, after `from exercises.check import check`, with
-# `check("patch_embed", PatchEmbedding)`. The next paragraph gives it away.
+# ### Your turn: the patch embedding's backward
+#
+# What is the backward of the whole patch embedding, rearrange then projection, as one op?
+# Below is `PatchEmbedding` with its forward written: it keeps the rearranged patches,
+# `self.patches` (`B N P·P·C`), for the backward. Write `backward`: given $\bar z$ (`grad`,
+# `B N D`), return $(\bar x, \bar E, \bar b)$, each of its input's shape. Chapter 2's linear
+# layer does most of it; what is left is to put each patch's gradient back where its pixels
+# came from. The check grades it with `gradcheck` and against minivit's two ops (RGB, one
+# patch of one channel, not square). The next paragraph gives it away.
+
+# %%
+PATCHES = "b c (h p1) (w p2) -> b (h w) (p1 p2 c)"
+
+
+class PatchEmbedding(Function):
+    """Cut images into P x P patches and project each one, in one op (P = self.patch_size):
+    images (B C H W) -> patches (B N P*P*C) -> patches W + b (B N D).
+    weight: (P*P*C D), bias: (D)."""
+
+    def forward(self, images, weight, bias):
+        self.patches = einops.rearrange(images, PATCHES, p1=self.patch_size, p2=self.patch_size)
+        return self.patches @ weight + bias
+
+    def backward(self, grad):
+        """grad: (B N D) -> (dimages, dweight, dbias), shapes (B C H W), (P*P*C D), (D)."""
+        raise NotImplementedError("exercise not done yet: write PatchEmbedding.backward")
+
+
+# %%
+check("patch_embed", PatchEmbedding)
 
 # %% [markdown]
 # **The gradient stays in its patch.** The backward of `PatchEmbed` is the linear layer's
@@ -276,6 +334,19 @@ images = Tensor(rng.standard_normal((2, 3, 8, 8)), requires_grad=True)       # B
 errors = gradcheck(lambda x, *_: small(x),
                    {"images": images, "E": small.proj.weight, "b": small.proj.bias}, name="PatchEmbed")
 print(errors)
+
+# %% [markdown]
+# ### One solution
+#
+# That is the whole backward: the linear layer's three products on the patches, then the
+# reverse pattern for $\bar x$. The reference solution (`exercises/solutions/patch_embed.py`),
+# its check, then its code:
+
+# %%
+from exercises.solutions import patch_embed as patch_embed_solution
+
+check("patch_embed", patch_embed_solution)
+print(inspect.getsource(patch_embed_solution.PatchEmbedding.backward))
 
 # %% [markdown]
 # ## 5. Patch embedding = strided convolution
@@ -381,8 +452,8 @@ print("logits:", model(x32).shape)
 #
 # ## Exercises
 #
-# The two "your turn" exercises of this chapter, from the repository root (or in a cell with
-# `check`, as chapters 2 to 4 do):
+# The two "your turn" exercises of this chapter are also exercise files, graded on the same
+# cases from the repository root:
 #
 # ```bash
 # python -m pytest --exercises -k patchify      # chapters/exercises/patchify.py, before section 3
