@@ -22,13 +22,11 @@
 # Shapes: `B` images, `C H W` channels and pixels, `N = g·g` patches on a `g × g` grid,
 # `T = 1 + N` tokens, `D` the width.
 #
-# **Your turn.** Equation 1 on arrays, before section 1 shows minivit's: write
-# `embed_tokens(x, cls_token, pos_embed)`, patch tokens `B N D`, the class token `1 1 D` and the
-# position embeddings `1 1+N D` → $z_0$, `B 1+N D`, in `chapters/exercises/embed_tokens.py`.
-# Grade it from the repository root with `python -m pytest --exercises -k embed_tokens`,
-# or in a cell of your own, after `from exercises.check import check`, with `check("embed_tokens", embed_tokens)`.
+# It is **your turn** twice: equation 1 on arrays (before section 1 shows minivit's), and the
+# interpolation of section 4 (before its answer).
 
 # %%
+import inspect
 import os
 import sys
 import tempfile
@@ -44,6 +42,7 @@ import einops
 import matplotlib.pyplot as plt
 import numpy as np
 
+from exercises.check import check  # chapters/exercises/check.py: grades a "your turn" in place
 from minivit import Tensor, ops
 from minivit.analysis import position_similarity
 from minivit.data.loader import batches
@@ -59,6 +58,27 @@ np.set_printoptions(precision=3, suppress=True, linewidth=110)
 minivit.manual_seed(0)
 rng = np.random.default_rng(0)
 print("fast mode:", FAST)
+
+# %% [markdown]
+# ### Your turn: equation 1
+#
+# Write `embed_tokens(x, cls_token, pos_embed)`: the patch tokens `B N D`, the class token
+# `1 1 D` (one learned vector, the same for every image) and the position embeddings `1 1+N D`
+# (the class token's first) → $z_0$, `B 1+N D`. Three NumPy calls: give every image its copy of
+# the class token, put it in front of the patch tokens, add the position embeddings. Return a
+# NumPy array and leave `x` as it was. The check runs the cases of
+# `python -m pytest --exercises -k embed_tokens` against the first steps of minivit's
+# `ViT.forward_features` (a batch, one image of one patch, a width of one). Section 1 shows minivit's answer.
+
+# %%
+def embed_tokens(x, cls_token, pos_embed):
+    """z0 = [x_class; x_1 E; ...; x_N E] + E_pos.
+    x: (B N D), cls_token: (1 1 D), pos_embed: (1 1+N D) -> z0: (B 1+N D)."""
+    raise NotImplementedError("exercise not done yet: write embed_tokens")
+
+
+# %%
+check("embed_tokens", embed_tokens)
 
 # %% [markdown]
 # ## 0. Data
@@ -140,6 +160,18 @@ for label, pos in (("with position embeddings", with_positions),
 model.pos_embed.data = with_positions
 
 # %% [markdown]
+# `encode` above begins with equation 1 on Tensors: `ops.broadcast_to`, `ops.concat` along the
+# token axis, `+ model.pos_embed`, as `ViT.forward_features` does. The reference solution of
+# `embed_tokens` (`exercises/solutions/embed_tokens.py`) is the same on arrays; its check, then
+# its code:
+
+# %%
+from exercises.solutions import embed_tokens as embed_tokens_solution
+
+check("embed_tokens", embed_tokens_solution)
+print(inspect.getsource(embed_tokens_solution.embed_tokens))
+
+# %% [markdown]
 # With the position embeddings zeroed, the class token comes out the same (up to float32
 # rounding, ~$10^{-7}$), and every patch token comes out equal to the token of the patch that
 # was moved there: the encoder is equivariant, its class-token summary invariant. With
@@ -195,7 +227,7 @@ print(f"initial cosine similarity between different positions: mean {off_diagona
 # On CIFAR-10 that is a grid of $8 \times 8$ patches of $4 \times 4$ pixels, 65 tokens.
 
 # %%
-run_dir = tempfile.mkdtemp(prefix="minivit-ch05-")
+run_dir = tempfile.mkdtemp(prefix="minivit-ch06-")
 if CIFAR:
     config = TrainConfig(dataset=DATASET, data_dir=DATA_DIR, model="C-micro/4", epochs=2,
                          batch_size=128, lr=2e-3, warmup_epochs=0.5, augment="basic")
@@ -279,12 +311,28 @@ ax.legend(); plt.tight_layout(); plt.show()
 # treats the $g \times g$ rows as an image with $D$ channels and **resizes it bilinearly** to
 # $G \times G$; the class token's row is kept as it is.
 #
-# **Your turn.** Before the details below: write `interpolate_pos_embed(pos_embed, new_grid)`,
-# `1 1+g·g D` → `1 1+G·G D`, bilinear with the corners aligned (its docstring says exactly
-# how), in `chapters/exercises/interpolate_pos_embed.py`, and grade it with
-# `python -m pytest --exercises -k interpolate_pos_embed`, or in a cell of your own, after `from exercises.check import check`, with
-# `check("interpolate_pos_embed", interpolate_pos_embed)`. The rest of this section is the answer.
+# ### Your turn: interpolate the position embeddings
 #
+# Before the details below: write `interpolate_pos_embed(pos_embed, new_grid)`, `1 1+g·g D` →
+# `1 1+G·G D`, the class token's row unchanged and the $g \times g$ grid resized bilinearly to
+# $G \times G$ with the corners aligned: output row $i$ samples the old grid at
+# $x_i = i\,(g-1)/(G-1)$, weight $1 - f$ on $\lfloor x_i \rfloor$ and $f = x_i - \lfloor x_i \rfloor$ on
+# the next one, the same along the columns (for $G = 1$ the one output samples position 0).
+# The check runs the cases of `python -m pytest --exercises -k interpolate_pos_embed` against
+# minivit's `resize_pos_embed` (a grid that grows, shrinks, stays, goes to one cell or grows from one). The rest of this
+# section is the answer.
+
+# %%
+def interpolate_pos_embed(pos_embed, new_grid):
+    """pos_embed: (1 1+g*g D) -> (1 1+G*G D), G = new_grid: row 0 kept, the g x g grid resized
+    bilinearly, corners aligned."""
+    raise NotImplementedError("exercise not done yet: write interpolate_pos_embed")
+
+
+# %%
+check("interpolate_pos_embed", interpolate_pos_embed)
+
+# %% [markdown]
 # With corners aligned, output row $i$ samples the old grid at $i\,(g - 1)/(G - 1)$, a
 # weighted mix of two neighbours. As a matrix $M$ (`G g`), each row sums to one, and resizing
 # is `M @ grid @ M.T` on each of the $D$ channels:
@@ -301,6 +349,19 @@ assert old.shape == (1, 1 + g * g, D) and new.shape == (1, 1 + G * G, D)       #
 assert np.array_equal(new[:, 0], old[:, 0])                                    # class token kept
 assert np.allclose(new[0, 1], old[0, 1]) and np.allclose(new[0, -1], old[0, -1])  # corners kept
 print(f"pos_embed {old.shape} -> {new.shape}")
+
+# %% [markdown]
+# ### One solution
+#
+# The reference solution (`exercises/solutions/interpolate_pos_embed.py`) builds the same
+# matrix $M$ and applies it along both grid axes; its check, then its code:
+
+# %%
+from exercises.solutions import interpolate_pos_embed as interpolate_solution
+
+check("interpolate_pos_embed", interpolate_solution)
+print(inspect.getsource(interpolate_solution.interpolation_matrix))
+print(inspect.getsource(interpolate_solution.interpolate_pos_embed))
 
 # %% [markdown]
 # To *see* $D$-dimensional embeddings, project them on their first three principal components
