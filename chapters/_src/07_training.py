@@ -18,6 +18,7 @@
 
 # %%
 import csv
+import inspect
 import os
 import sys
 import tempfile
@@ -34,7 +35,9 @@ import einops
 import matplotlib.pyplot as plt
 import numpy as np
 
+from exercises.check import check  # chapters/exercises/check.py: grades a "your turn" in place
 from minivit import Tensor, ops, parallel
+from minivit.engine import Function
 from minivit.data import batches, horizontal_flip, random_crop, random_erasing, resize, standardize
 from minivit.model import ViT
 from minivit.optim import AdamW, param_groups, warmup_cosine
@@ -166,11 +169,36 @@ for group in groups:
 optimizer = AdamW(groups, lr=1e-3)
 
 # %% [markdown]
-# **Your turn.** The two equations above are one AdamW step: write it on NumPy arrays,
-# `adamw_step(p, g, m, v, t, lr, betas, eps, weight_decay)` → the new `(p, m, v)`, in
-# `chapters/exercises/adamw_step.py`, graded against `minivit.optim.AdamW` over four steps with
-# `python -m pytest --exercises -k adamw_step`, or in a cell of your own, after `from exercises.check import check`, with
-# `check("adamw_step", adamw_step)`.
+# ### Your turn: one AdamW step
+#
+# The two equations above are one AdamW step: write it on NumPy arrays,
+# `adamw_step(p, g, m, v, t, lr, betas, eps, weight_decay)` → the new `(p, m, v)`, for one
+# parameter `p` with its gradient `g` and running averages `m`, `v` (zeros before step 1), `t`
+# the step's number counted from 1. Mind which $\theta$ the decay multiplies. The check runs
+# the cases of `python -m pytest --exercises -k adamw_step`: four steps in a row against
+# `minivit.optim.AdamW` (without decay, with it, odd betas and a large eps, one entry).
+
+# %%
+def adamw_step(p, g, m, v, t, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    """One AdamW step for one parameter; p, g, m, v: arrays of its shape, t: 1, 2, ...
+    Returns the new (p, m, v)."""
+    raise NotImplementedError("exercise not done yet: write adamw_step")
+
+
+# %%
+check("adamw_step", adamw_step)
+
+# %% [markdown]
+# ### One solution
+#
+# The reference solution (`exercises/solutions/adamw_step.py`), checked, then its code;
+# `minivit.optim.AdamW.step` does the same for every parameter, in place:
+
+# %%
+from exercises.solutions import adamw_step as adamw_solution
+
+check("adamw_step", adamw_solution)
+print(inspect.getsource(adamw_solution.adamw_step))
 
 # %% [markdown]
 # **The learning rate** $\eta_t$ rises linearly from 0 to its peak over the first steps
@@ -217,10 +245,37 @@ print("one-hot target for class 3:", np.eye(K)[3])
 print("smoothed target          :", target, "sum", target.sum())
 
 # %% [markdown]
-# **Your turn.** The backward of this loss, on logits and with label smoothing, is
-# `CrossEntropy.backward` in `chapters/exercises/cross_entropy.py` (exercise 3 below asks for
-# its derivation): `python -m pytest --exercises -k cross_entropy`, or in a cell of your own, after `from exercises.check import check`, with
-# `check("cross_entropy", CrossEntropy)`.
+# ### Your turn: the loss's backward
+#
+# Below is minivit's cross-entropy as one op on logits `B K`, with its forward written: a
+# stable log-softmax, the smoothed targets $q$, the mean of $-\sum_k q_k \log p_k$. It keeps
+# $p$ (`self.probs`) and $q$ (`self.targets`) for the backward. Write `backward`: given the
+# scalar $\bar{\mathcal L}$ (`grad`), return `(dlogits,)`, `B K`. Derive
+# $\partial \log p_k / \partial x_j$ first, then ask what $\sum_k q_k$ is. The check runs
+# `gradcheck` and minivit's op on the cases of `python -m pytest --exercises -k cross_entropy`
+# (no smoothing, smoothing, a batch of one); exercise 3 at the end asks what the answer means.
+
+# %%
+class CrossEntropy(Function):
+    """Mean cross-entropy of integer self.labels (B) under logits (B K), label smoothing
+    self.label_smoothing: q = (1 - eps) onehot + eps/K, loss = -(1/B) sum q log p."""
+
+    def forward(self, logits):
+        B, K = logits.shape
+        self.targets = np.full((B, K), self.label_smoothing / K, dtype=logits.dtype)  # q: (B K)
+        self.targets[np.arange(B), self.labels] += 1 - self.label_smoothing
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        self.probs = np.exp(log_probs)                                                 # p: (B K)
+        return -(self.targets * log_probs).sum() / B
+
+    def backward(self, grad):
+        """grad: dL/dloss, a scalar -> (dlogits,), dlogits: (B K)."""
+        raise NotImplementedError("exercise not done yet: write CrossEntropy.backward")
+
+
+# %%
+check("cross_entropy", CrossEntropy)
 
 # %% [markdown]
 # **The loss floor.** $\mathcal{L} = H(q) + \operatorname{KL}(q \,\|\, p)$ is smallest for
@@ -262,6 +317,21 @@ ax.set(xlabel="logit margin m of the true class", ylabel="cross-entropy", ylim=(
 ax.legend(fontsize=8); ax.grid(alpha=0.3); plt.tight_layout(); plt.show()
 
 # %% [markdown]
+# ### One solution
+#
+# For one row, $\partial \log p_k / \partial x_j = [k = j] - p_j$, so
+# $\partial \mathcal L / \partial x_j = -\frac1B \sum_k q_k ([k = j] - p_j) = \frac1B (p_j - q_j)$,
+# since $\sum_k q_k = 1$ for any $\varepsilon$: the gradient is $p - q$, and it vanishes where
+# $p = q$, the floor above. The reference solution (`exercises/solutions/cross_entropy.py`),
+# checked, then its backward:
+
+# %%
+from exercises.solutions import cross_entropy as cross_entropy_solution
+
+check("cross_entropy", cross_entropy_solution)
+print(inspect.getsource(cross_entropy_solution.CrossEntropy.backward))
+
+# %% [markdown]
 # ## 4. A training run
 #
 # `minivit.train.train(config, run_dir)` puts it all together. One step is
@@ -291,7 +361,7 @@ ax.legend(fontsize=8); ax.grid(alpha=0.3); plt.tight_layout(); plt.show()
 # chapter 6). In fast mode: a tiny model, two epochs on the digits.
 
 # %%
-run_dir = tempfile.mkdtemp(prefix="minivit-ch06-")
+run_dir = tempfile.mkdtemp(prefix="minivit-ch07-")
 if CIFAR:
     config = TrainConfig(dataset=DATASET, data_dir=DATA_DIR, model="C-mini/4", image_size=16,
                          epochs=3, batch_size=128, lr=1e-3, warmup_epochs=0.5, weight_decay=0.05,
@@ -565,10 +635,9 @@ plt.tight_layout(); plt.show()
 #    between training and test accuracy, and to the test loss?
 # 2. Set `warmup_epochs=0` and raise `lr` to `3e-3`. Does the run still train? Watch the loss
 #    of the first few hundred steps.
-# 3. Show that with label smoothing the gradient of the loss with respect to the logits is
-#    $p - q$, and that it vanishes at the margin $m^* = \log\bigl((1 - \varepsilon + \varepsilon/K)
-#    / (\varepsilon/K)\bigr)$. What is the floor for CIFAR-100 ($K = 100$) with
-#    $\varepsilon = 0.1$?
+# 3. The gradient of the smoothed loss is $(p - q)/B$ (section 3). Show that it vanishes at the
+#    margin $m^* = \log\bigl((1 - \varepsilon + \varepsilon/K) / (\varepsilon/K)\bigr)$. What is
+#    the floor for CIFAR-100 ($K = 100$) with $\varepsilon = 0.1$?
 # 4. Why does `param_groups` exempt the position embeddings and the class token from weight
 #    decay? Train once with decay on everything and compare.
 # 5. `minivit.data.mixup` blends two images and their labels. Add it to a copy of the training

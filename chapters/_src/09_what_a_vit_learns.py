@@ -22,6 +22,7 @@
 # ```
 
 # %%
+import inspect
 import json
 import os
 import sys
@@ -39,6 +40,7 @@ import einops
 import matplotlib.pyplot as plt
 import numpy as np
 
+from exercises.check import check  # chapters/exercises/check.py: grades a "your turn" in place
 from minivit import analysis, from_pretrained
 from minivit.checkpoint import load_arrays
 from minivit.data import batches, load_dataset, resize
@@ -90,7 +92,7 @@ else:
     config = TrainConfig(dataset="digits", model="custom", dim=64, depth=4, heads=4,
                          mlp_dim=128, patch_size=2, epochs=6 if FAST else 40, batch_size=64,
                          lr=2e-3, warmup_epochs=1 if FAST else 4, augment="none")
-    with tempfile.TemporaryDirectory(prefix="minivit-ch8-") as run_dir:
+    with tempfile.TemporaryDirectory(prefix="minivit-ch09-") as run_dir:
         summary = train(config, run_dir)
         model = from_pretrained(os.path.join(run_dir, "last.npz"))
 
@@ -366,11 +368,37 @@ plt.tight_layout(); plt.show()
 # **The paper** (Figure 6): "the model attends to image regions that are semantically relevant
 # for classification".
 #
-# **Your turn.** Before the code below: write `attention_rollout(attentions)`, the class token's
-# map `B g g` (min-max scaled to $[0, 1]$) from the $L$ layers' attention weights `B H T T`, in
-# `chapters/exercises/attention_rollout.py`, and grade it with
-# `python -m pytest --exercises -k attention_rollout`, or in a cell of your own, after `from exercises.check import check`, with
-# `check("attention_rollout", attention_rollout)`.
+# ### Your turn: attention rollout
+#
+# Before the code below: write `attention_rollout(attentions)`, from the $L$ layers' attention
+# weights (a list of `B H T T` arrays, the first layer's first, token 0 the class token) to the
+# class token's map `B g g`: the equation above, then row 0 of $R$ at the patch columns,
+# reshaped to the grid, each image's map min-max scaled to $[0, 1]$ (a constant map becomes
+# zeros). The check runs the cases of `python -m pytest --exercises -k attention_rollout`
+# against `analysis.attention_rollout` (three layers, one layer, one image with one head, one
+# patch).
+
+# %%
+def attention_rollout(attentions):
+    """attentions: L arrays (B H T T), T = 1 + g*g -> maps (B g g) in [0, 1]:
+    R = rownorm(mean_h A_L + I) ... rownorm(mean_h A_1 + I), row 0 at the patches, min-max scaled."""
+    raise NotImplementedError("exercise not done yet: write attention_rollout")
+
+
+# %%
+check("attention_rollout", attention_rollout)
+
+# %% [markdown]
+# ### One solution
+#
+# The reference solution (`exercises/solutions/attention_rollout.py`), checked, then its code;
+# below, minivit's `analysis.attention_rollout` draws the maps of the trained model:
+
+# %%
+from exercises.solutions import attention_rollout as rollout_solution
+
+check("attention_rollout", rollout_solution)
+print(inspect.getsource(rollout_solution.attention_rollout))
 
 # %%
 maps = analysis.attention_rollout(attentions, CLS)                       # B g g, in [0, 1]
