@@ -5,6 +5,7 @@
     python chapters/_build.py --no-execute   # write them without outputs
     python chapters/_build.py --fast         # execute with MINIVIT_FAST=1 (fewer repetitions)
     python chapters/_build.py 06 --keep-outputs   # text edits only: keep the outputs, run nothing
+    python chapters/_build.py --stale        # execute only the chapters whose record is out of date
 
 The sources are `chapters/_src/NN_name.py` in the "percent" format (as jupytext writes it): a
 line `# %% [markdown]` starts a markdown cell, whose lines are the markdown commented out with
@@ -20,9 +21,17 @@ existing notebook's code cell at the same place: the code cells of the source, i
 exactly those of the existing notebook. If one is new, changed, moved or gone, it writes nothing
 and exits naming the cell: that chapter must be executed. The notebook's metadata (the kernel's
 language_info) is kept too, so the rebuilt file differs from the old one only where the source did.
+
+Each executed notebook records, in its metadata (`minivit.executed_on`), a hash of every file of
+the repository that its kernel imported (minivit's modules, `find_data.py`, the exercises): the
+code its outputs came from. `tests/test_notebooks.py` fails for a chapter when one of those files
+has changed since (`stale`), naming them, so a committed output cannot silently describe code
+that is gone; `--stale` executes exactly those chapters.
 Needs nbformat, nbclient and ipykernel.
 """
 import argparse
+import hashlib
+import json
 import os
 import sys
 import tempfile
@@ -34,6 +43,11 @@ from nbclient import NotebookClient
 
 CHAPTERS = Path(__file__).resolve().parent
 SOURCES = CHAPTERS / "_src"
+REPOSITORY = CHAPTERS.parent
+# run in the kernel after the chapter's last cell: the files of every module it imported
+PROBE = ("import json as _json, sys as _sys\n"
+         "print(_json.dumps(sorted({str(_m.__file__) for _m in list(_sys.modules.values())\n"
+         "                          if getattr(_m, '__file__', None)})))")
 
 
 def parse(text, prefix):
@@ -114,10 +128,53 @@ def kernel_env(fast):
         os.environ.pop("MINIVIT_FAST", None)
 
 
+def file_hash(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def repository_files(paths):
+    """The files among `paths` that belong to the repository, as repository-relative names."""
+    names = set()
+    for path in map(Path, paths):
+        path = path.resolve()
+        if path.is_file() and REPOSITORY in path.parents and ".venv" not in path.parts:
+            names.add(path.relative_to(REPOSITORY).as_posix())
+    return sorted(names)
+
+
+def stale(notebook):
+    """Why a committed notebook's outputs are out of date: the files it was executed on that have
+    changed or gone since (each with a reason), or its lack of a record; [] when it is current."""
+    nb = json.loads(Path(notebook).read_text())
+    record = nb["metadata"].get("minivit", {}).get("executed_on")
+    if not record:
+        return ["no record of the code it was executed on (executed before the record existed)"]
+    why = []
+    for name, digest in record.items():
+        path = REPOSITORY / name
+        if not path.is_file():
+            why.append(f"{name} (gone)")
+        elif file_hash(path) != digest:
+            why.append(f"{name} (changed)")
+    return why
+
+
 def execute(nb, timeout=600):
+    """Run every cell, then record the hash of each repository file the kernel imported."""
+    nb.cells.append(nbformat.v4.new_code_cell(PROBE, id="probe"))
     client = NotebookClient(nb, kernel_name="python3", timeout=timeout, record_timing=False,
                             resources={"metadata": {"path": str(CHAPTERS)}})
-    client.execute()
+    try:
+        client.execute()
+    finally:
+        probe = nb.cells.pop()
+    imported = repository_files(json.loads(probe.outputs[0]["text"]))
+    if not any(name.startswith("minivit/") for name in imported):
+        raise SystemExit("the kernel imported minivit from outside this repository (an installed "
+                         "copy?): the record would not name the code the outputs came from")
+    nb.metadata["minivit"] = {"executed_on": {name: file_hash(REPOSITORY / name)
+                                              for name in imported},
+                              "fast": os.environ.get("MINIVIT_FAST") == "1"}
     return nb
 
 
@@ -129,14 +186,29 @@ def main():
     parser.add_argument("--keep-outputs", action="store_true",
                         help="do not execute: keep the existing notebook's outputs (the code "
                              "cells must be unchanged)")
+    parser.add_argument("--stale", action="store_true",
+                        help="execute only the chapters whose outputs came from code that has "
+                             "changed since (see stale())")
     args = parser.parse_args()
     if args.keep_outputs and (args.no_execute or args.fast):
         parser.error("--keep-outputs executes nothing: it goes with neither --no-execute nor --fast")
+    if args.stale and (args.keep_outputs or args.no_execute):
+        parser.error("--stale executes the stale chapters: it goes with neither --keep-outputs "
+                     "nor --no-execute")
 
     sources = sorted(p for p in SOURCES.glob("[0-9]*.py")
                      if not args.chapters or any(p.stem.startswith(c) for c in args.chapters))
     if not sources:
         sys.exit(f"no chapter source matches {args.chapters} in {SOURCES}")
+    if args.stale:
+        notebooks = {source: CHAPTERS / f"{source.stem}.ipynb" for source in sources}
+        sources = [s for s in sources if not notebooks[s].exists() or stale(notebooks[s])]
+        for source in sources:
+            why = stale(notebooks[source]) if notebooks[source].exists() else ["no notebook yet"]
+            print(f"{source.stem}: stale: {'; '.join(why)}")
+        if not sources:
+            print("every chapter is current")
+            return
     if args.keep_outputs:
         kept = {}
         for source in sources:  # every chapter checked before any is written
