@@ -24,9 +24,11 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
 
 
+DEVICE_HELP = "cpu (NumPy) or gpu (CuPy)"  # the tools' --device, and minivit.train's
+
+
 def add_device(parser):
-    parser.add_argument("--device", choices=DEVICES, default="cpu",
-                        help="cpu (NumPy) or gpu (CuPy)")
+    parser.add_argument("--device", choices=DEVICES, default="cpu", help=DEVICE_HELP)
 
 
 def run(main, interrupted="stopped"):

@@ -2,7 +2,8 @@
 
 One loop serves every reader of a model: the test loss and accuracy after each epoch
 (`evaluate`), the frozen features of few-shot linear evaluation (minivit.linear_eval) and the
-attention maps of minivit.analysis all go through `in_eval_mode` and `outputs`.
+attention maps that minivit.inspect draws (analysis.attention_weights as `forward`) all go
+through `outputs`, in `in_eval_mode`.
 """
 import contextlib
 

@@ -21,8 +21,9 @@ import numpy as np
 from minivit import analysis, backend, cli
 from minivit.checkpoint import read_training
 from minivit.cnn import HybridViT
-from minivit.data import batches, load_dataset
+from minivit.data import load_dataset
 from minivit.errors import ConfigError
+from minivit.evaluation import outputs
 from minivit.pretrained import from_training_checkpoint
 
 
@@ -69,8 +70,8 @@ def inspect(checkpoint, out, dataset=None, data_dir=None, images=128, show=8, ba
     # the attention, a batch at a time: the distance is summed over images, rollout kept for `show`
     distance_sum, maps = 0.0, []
     mean, std = data.normalization(config.get("normalize", "dataset"))
-    for x, _ in batches(test_images, None, batch_size, mean=mean, std=std, size=model.image_size):
-        attentions = analysis.attention_weights(model, x)
+    for attentions, _ in outputs(model, test_images, mean=mean, std=std, batch_size=batch_size,
+                                 forward=lambda x: analysis.attention_weights(model, x)):
         distance_sum = distance_sum + len(x) * analysis.mean_attention_distance(
             attentions, grid, patch, cls_tokens)
         if sum(len(m) for m in maps) < show:

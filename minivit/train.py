@@ -28,6 +28,8 @@ from minivit.cost import forward_flops, matmul_peak
 from minivit.checkpoint import TrainingCheckpoint, read_training, write_training
 from minivit.cnn import GROUPS, HybridViT
 from minivit.data import batches, cutmix, load_dataset, mixup
+from minivit.data.dataset import NORMALIZATIONS
+from minivit.data.loader import AUGMENTATIONS
 from minivit.errors import CheckpointError, ConfigError, Diverged, Error, MissingFile
 from minivit.evaluation import evaluate
 from minivit.model import CONFIGS, ViT
@@ -113,16 +115,16 @@ class TrainConfig:
                                "chosen on the test set)", minimum=0.0, below=1.0)
     augment: str = option("basic", "none, crop (random crop), basic (crop + flip), strong "
                           "(basic + random erasing) or trivial (basic + TrivialAugment)",
-                          choices=["none", "crop", "basic", "strong", "trivial"])
+                          choices=list(AUGMENTATIONS))
     mixup: float = option(0.0, "mixup's Beta(a, a) parameter a (0: off)", minimum=0.0)
     cutmix: float = option(0.0, "CutMix's Beta(a, a) parameter a (0: off; with --mixup, one of "
                            "the two at random for each batch)", minimum=0.0)
     normalize: str = option("dataset", "dataset (each channel to mean 0, std 1) or half (pixels "
                             "to [-1, 1], as the official and timm weights were trained); with "
                             "--init the default is what the checkpoint was trained with",
-                            choices=["dataset", "half"])
+                            choices=list(NORMALIZATIONS))
     seed: int = option(0, "random seed (same seed and --threads, same run on the CPU)")
-    device: str = option("cpu", "cpu (NumPy) or gpu (CuPy)", choices=list(backend.DEVICES))
+    device: str = option("cpu", cli.DEVICE_HELP, choices=list(backend.DEVICES))
     threads: int = option(0, "CPU threads; each batch is split between them (0: one for every "
                           "core)")
     out: str = option("runs", "parent folder of the run directory")
@@ -568,8 +570,10 @@ def train_into(config, run_dir, resume, command, overwrite, world):
     to_device = lambda a: backend.to_device(a, config.device)  # noqa: E731
     train_images, train_labels = to_device(data.train_images), to_device(data.train_labels)
     test_images, test_labels = to_device(data.test_images), to_device(data.test_labels)
-    if validation:
+    held_out = {"test": (test_images, test_labels)}  # evaluated after every epoch
+    if validation:  # best.npz is chosen on it
         validation = [to_device(a) for a in validation]
+        held_out = {"validation": validation, **held_out}
     mean, std = data.normalization(config.normalize)
     processes = f" | {world.size} processes x {config.threads} threads" if world.size > 1 else ""
     held = f" (+ {len(validation[1])} validation)" if validation else ""
@@ -591,31 +595,17 @@ def train_into(config, run_dir, resume, command, overwrite, world):
                 raise Diverged(f"{error}: try a lower --lr" + (
                     f"; the last good checkpoint is {path('last.npz')}" if rows else "")) from None
             seconds = time.perf_counter() - start
-            test_loss, test_accuracy, _ = evaluate(model, test_images, test_labels, mean, std,
-                                                   config.threads, world=world)
-            row = dict(epoch=epoch + 1, train_loss=train_loss, train_accuracy=train_accuracy)
-            if validation:  # best.npz is chosen on it
-                row["validation_loss"], row["validation_accuracy"], _ = evaluate(
-                    model, *validation, mean, std, config.threads, world=world)
-            row.update(test_loss=test_loss, test_accuracy=test_accuracy, lr=optimizer.lr,
+            row = dict(epoch=epoch + 1, train_loss=train_loss, train_accuracy=train_accuracy,
+                       **measure(model, held_out, mean, std, config, world), lr=optimizer.lr,
                        seconds=seconds, images_per_second=seen / seconds)
             rows.append(row)
             best = choice(row) > choice(best_row)  # best.npz: on the validation split
             best_row = row if best else best_row
             best_accuracy = max(best_accuracy, choice(row)[0])
             if leader:
-                save_checkpoint(path("last.npz"), model, optimizer, config, best_accuracy, rows)
-                if best:
-                    save_checkpoint(path("best.npz"), model, optimizer, config, best_accuracy, rows)
-                write_metrics(path("metrics.csv"), rows)
-            if leader and time.perf_counter() - last_plot > 20:  # a plot costs ~0.3 s
-                plot_curves(rows, path("curves.png"))
-                last_plot = time.perf_counter()
-            checked = (f"validation acc {100 * row['validation_accuracy']:5.2f}% | "
-                       if validation else "")
-            say(f"epoch {epoch + 1:3d}/{config.epochs} | train loss {train_loss:.4f} "
-                f"acc {100 * train_accuracy:5.2f}% | {checked}test loss {test_loss:.4f} "
-                f"acc {100 * test_accuracy:5.2f}% | {seconds:.1f}s, {seen / seconds:.0f} img/s")
+                last_plot = record(run_dir, rows, best, model, optimizer, config, best_accuracy,
+                                   last_plot)
+            say(epoch_line(row, config.epochs))
     finally:  # finished, stopped or diverged: the curves show every finished epoch
         blas.restore_original_limits()
         if rows and leader:
@@ -631,6 +621,40 @@ def train_into(config, run_dir, resume, command, overwrite, world):
     print(f"next: python -m minivit.evaluate {path('best.npz')}   or   "
           f"python -m minivit.inspect {path('best.npz')} --out {path('figures')}")
     return summary
+
+
+def measure(model, held_out, mean, std, config, world):
+    """Loss and accuracy on each held-out set ({name: (images, labels)}) after an epoch:
+    {'validation_loss': ..., 'validation_accuracy': ..., 'test_loss': ..., ...}."""
+    row = {}
+    for name, (images, labels) in held_out.items():
+        row[f"{name}_loss"], row[f"{name}_accuracy"], _ = evaluate(
+            model, images, labels, mean, std, config.threads, world=world)
+    return row
+
+
+def record(run_dir, rows, best, model, optimizer, config, best_accuracy, last_plot):
+    """The leader's records after an epoch: last.npz, best.npz when this epoch is the best, the
+    metrics CSV, and the curves (at most every 20 s: a plot costs ~0.3 s). Returns when the
+    curves were last drawn."""
+    path = lambda name: os.path.join(run_dir, name)  # noqa: E731
+    save_checkpoint(path("last.npz"), model, optimizer, config, best_accuracy, rows)
+    if best:
+        save_checkpoint(path("best.npz"), model, optimizer, config, best_accuracy, rows)
+    write_metrics(path("metrics.csv"), rows)
+    if time.perf_counter() - last_plot > 20:
+        plot_curves(rows, path("curves.png"))
+        last_plot = time.perf_counter()
+    return last_plot
+
+
+def epoch_line(row, epochs):
+    checked = (f"validation acc {100 * row['validation_accuracy']:5.2f}% | "
+               if "validation_accuracy" in row else "")
+    return (f"epoch {row['epoch']:3d}/{epochs} | train loss {row['train_loss']:.4f} "
+            f"acc {100 * row['train_accuracy']:5.2f}% | {checked}test loss {row['test_loss']:.4f} "
+            f"acc {100 * row['test_accuracy']:5.2f}% | {row['seconds']:.1f}s, "
+            f"{row['images_per_second']:.0f} img/s")
 
 
 def resumed_config(run_dir, given):

@@ -267,3 +267,39 @@ def test_best_is_chosen_on_a_validation_split_never_on_the_test_set(tmp_path):
     assert int(load_arrays(tmp_path / "run" / "best.npz")["epoch"]) == best["epoch"]
     none = train(TrainConfig(**{**TINY, "validation": 0.0}), tmp_path / "none")
     assert none["best_chosen_on"] == "test" and none["best_validation_accuracy"] is None
+
+
+@pytest.mark.parametrize("option", [dict(mixup=0.4), dict(cutmix=1.0), dict(mixup=0.4, cutmix=1.0)],
+                         ids=["mixup", "cutmix", "either"])
+def test_mixup_and_cutmix_blend_two_images_and_their_two_losses_by_the_same_lam(option):
+    from minivit import Tensor, ops
+
+    config = TrainConfig(**{**TINY, "label_smoothing": 0.1, **option})
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 1, 8, 8))
+    y = np.arange(6)                                      # label i is image i: the pairs show
+    for seed in range(5):
+        mixed, targets, loss_fn = train_module.training_targets(x, y, config, np.random.default_rng(seed))
+        assert targets.shape == (6, 2) and np.array_equal(targets[:, 0], y)
+        partner = targets[:, 1]
+        assert sorted(partner) == list(y)                 # a permutation of the batch
+        other = x[partner]
+        moved = partner != y
+        if not moved.any():
+            continue
+        lam = ((mixed[moved] - other[moved]) / (x[moved] - other[moved])).mean()
+        if not np.allclose(mixed, lam * x + (1 - lam) * other):  # not mixup (one lam, every pixel):
+            # CutMix: each pixel from its own image or from its partner's, in one box for the batch
+            pasted = np.isclose(mixed, other) & ~np.isclose(mixed, x)
+            assert np.all(np.isclose(mixed, x) | pasted)
+            assert (pasted[moved] == pasted[moved][:1]).all()
+            lam = 1 - pasted[moved][0].mean()
+        logits = Tensor(rng.standard_normal((6, 10)))
+        expected = (lam * ops.cross_entropy(logits, y, 0.1).item()
+                    + (1 - lam) * ops.cross_entropy(logits, partner, 0.1).item())
+        assert loss_fn(logits, targets).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_run_with_mixup_and_cutmix_learns(tmp_path):
+    summary = train(TrainConfig(**{**TINY, "epochs": 4, "mixup": 0.2, "cutmix": 1.0}), tmp_path / "run")
+    assert summary["final_test_accuracy"] > 0.3                       # ten classes: chance is 0.1

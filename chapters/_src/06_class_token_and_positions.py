@@ -49,7 +49,8 @@ from minivit.data.loader import batches
 from minivit.interpolate import interpolation_matrix
 from minivit.model import ViT, resize_pos_embed
 from minivit.pretrained import from_pretrained
-from minivit.train import TrainConfig, evaluate, train
+from minivit.evaluation import evaluate
+from minivit.train import TrainConfig, train
 
 from find_data import DATA_DIR, FAST, cifar10_or_digits  # chapters/find_data.py
 

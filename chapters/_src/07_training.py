@@ -42,7 +42,8 @@ from minivit.data import batches, horizontal_flip, random_crop, random_erasing, 
 from minivit.model import ViT
 from minivit.optim import AdamW, param_groups, warmup_cosine
 from minivit.pretrained import from_pretrained
-from minivit.train import TrainConfig, evaluate, train
+from minivit.evaluation import evaluate
+from minivit.train import TrainConfig, train
 
 from find_data import DATA_DIR, FAST, cifar10_or_digits  # chapters/find_data.py
 

@@ -45,7 +45,8 @@ from minivit import analysis, from_pretrained
 from minivit.checkpoint import load_arrays
 from minivit.data import batches, load_dataset, resize
 from minivit.model import ViT
-from minivit.train import TrainConfig, evaluate, train
+from minivit.evaluation import evaluate
+from minivit.train import TrainConfig, train
 
 from find_data import DATA_DIR, FAST, find_cifar10  # chapters/find_data.py
 

@@ -14,6 +14,8 @@ from minivit.data.augment import (crop, crop_offsets, erase, erase_draws, flip, 
                                   resize, standardize, trivial_augment, trivial_draws)
 from minivit.errors import DataError
 
+AUGMENTATIONS = ("none", "crop", "basic", "strong", "trivial")  # Augment.named's presets
+
 
 @dataclass(frozen=True)
 class Augment:
@@ -33,11 +35,12 @@ class Augment:
         images that must not be mirrored (digits); "basic" = crop + flip;
         "strong" = basic + random erasing with probability 1/4; "trivial" = basic +
         TrivialAugment (wide)."""
-        presets = {"none": cls(),
-                   "crop": cls(crop=max(image_size // 8, 1)),
-                   "basic": cls(crop=image_size // 8, flip=True),
-                   "strong": cls(crop=image_size // 8, flip=True, erase=0.25),
-                   "trivial": cls(crop=image_size // 8, flip=True, trivial=True)}
+        presets = dict(zip(AUGMENTATIONS, (
+            cls(),
+            cls(crop=max(image_size // 8, 1)),
+            cls(crop=image_size // 8, flip=True),
+            cls(crop=image_size // 8, flip=True, erase=0.25),
+            cls(crop=image_size // 8, flip=True, trivial=True))))
         if name not in presets:
             raise DataError(f"unknown augmentation {name!r}: use {', '.join(presets)}")
         return presets[name]

@@ -179,7 +179,7 @@ def checkpoint_round_trip_on_gpu():
 def evaluate_resize_predict_cpu_vs_gpu():
     from minivit import parallel
     from minivit.data import resize
-    from minivit.train import evaluate
+    from minivit.evaluation import evaluate
     m_cpu, m_gpu = twins(lambda: minivit.ViT(image_size=16, patch_size=4, num_classes=10, dim=32,
                                              depth=2, heads=2, mlp_dim=64))
     rng = np.random.default_rng(2)
