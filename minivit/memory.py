@@ -35,12 +35,24 @@ def keep_freed_memory():
     libc.mallopt(M_TOP_PAD, 64 << 20)
 
 
+_gpu_pool_peak = 0  # bytes: the largest size of CuPy's memory pool that note_gpu_pool has seen
+
+
+def note_gpu_pool():
+    """Remember the size of CuPy's memory pool now (a number the host keeps: no sync). The
+    training loop calls it after every GPU step, since the pool's size at the end of a run is not
+    its peak: CuPy frees the pool's cached blocks and retries when an allocation fails."""
+    global _gpu_pool_peak
+    _gpu_pool_peak = max(_gpu_pool_peak, backend.cupy.get_default_memory_pool().total_bytes())
+
+
 def peak_memory_mib(device):
-    """The most memory this process has held: its peak resident set (CPU), or the size of CuPy's
-    memory pool (GPU; the pool keeps what it once held, so that is its peak as long as nobody
-    frees it); 0 where the system cannot say (Windows has no getrusage)."""
+    """The most memory this process has held: its peak resident set (CPU), or the largest size
+    of CuPy's memory pool seen by note_gpu_pool, now included (GPU); 0 where the system cannot
+    say (Windows has no getrusage)."""
     if device == "gpu":
-        return backend.cupy.get_default_memory_pool().total_bytes() / 2 ** 20
+        note_gpu_pool()
+        return _gpu_pool_peak / 2 ** 20
     try:
         import resource
     except ImportError:

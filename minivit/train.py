@@ -395,6 +395,8 @@ def train_epoch(model, optimizer, images, labels, mean, std, config, epoch, worl
         loss, logits = parallel.loss_and_gradients(model, loss_fn, x, targets, config.threads,
                                                    world)
         optimizer.step()  # clipping included
+        if xp is not np:
+            memory.note_gpu_pool()  # its size now: the pool can shrink before the run ends
         seen += len(y)
         # the loss is the whole batch's on every process; the right answers, this one's rows'
         mine = y[parallel.rank_rows(len(y), parallel.shard_threads(x, config.threads), world)]

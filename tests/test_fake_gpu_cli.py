@@ -60,3 +60,4 @@ def test_bench_counts_a_step_without_a_sync():
     step = counts["train step"]
     assert step["syncs"] == 0 and step["copies"] == 0 and 0 < step["ops"] < 1000
     assert counts["forward"]["syncs"] == 0
+    assert counts["evaluation"]["syncs"] == 2 and counts["evaluation"]["copies"] <= 1

@@ -8,12 +8,16 @@ optimizer one fused operation per parameter. The counts are deterministic (opera
 their call sites, not times), so a change that adds a sync or a copy fails here. These are
 counts of what the code asks of a device, made on NumPy: not a GPU measurement.
 """
+import dataclasses
+import io
+
 import numpy as np
 import pytest
 
 from minivit import backend
 from minivit.evaluation import evaluate
 from minivit.model import ViT
+from minivit import train as train_module
 from minivit.train import PRESETS, TrainConfig, make_optimizer, train_epoch
 
 STEPS = 3      # batches in the counted epoch
@@ -63,3 +67,30 @@ def test_an_evaluation_batch_stays_within_its_budget(gpu_preset, capsys):
     assert totals["syncs"] == 2            # loss and accuracy, then the predictions, at the end
     assert totals["copies"] <= 1
     assert totals["ops"] < 450
+
+
+def test_mixup_and_cutmix_add_no_sync_and_only_their_two_weights(gpu_preset):
+    """The partner of each image is the batch reversed (no permutation sent); what is sent is
+    lam and 1 - lam, the two losses' weights (two 0-d arrays a step; the host draws lam, since
+    CutMix's box is cut on the host)."""
+    counts, config, model, optimizer, images, labels, mean, std = gpu_preset
+    config = dataclasses.replace(config, mixup=0.8, cutmix=1.0)  # each batch one or the other
+    train_epoch(model, optimizer, images, labels, mean, std, config, epoch=1)
+    totals = counts.totals()
+    assert totals["syncs"] == 1 and totals["copies"] <= 3 * STEPS
+    assert sum(n for line, n in counts.copies.items() if "loader" not in line) == 2 * STEPS
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_with_a_progress_bar_the_loss_is_read_every_read_every_steps(gpu_preset, monkeypatch):
+    """The bar (drawn on a terminal only) reads the running loss every READ_EVERY steps: a sync
+    each, and the one at the epoch's end."""
+    counts, config, model, optimizer, images, labels, mean, std = gpu_preset
+    monkeypatch.setattr(train_module.sys, "stdout", Terminal())
+    monkeypatch.setattr(train_module, "READ_EVERY", 2)
+    train_epoch(model, optimizer, images, labels, mean, std, config, epoch=1)
+    assert counts.totals()["syncs"] == STEPS // 2 + 1

@@ -25,6 +25,7 @@ from minivit import backend, cli, distributed, memory, ops, parallel
 from minivit.cost import matmul_peak, model_flops, synchronize
 from minivit.engine import Function
 from minivit.errors import ConfigError
+from minivit.evaluation import evaluate
 from minivit.model import CONFIGS, ViT
 from minivit.optim import AdamW, param_groups
 
@@ -54,6 +55,12 @@ class Minivit:
     def forward(self):
         parallel.predict(self.model, self.images[self.world.rows(len(self.images))], self.threads)
         synchronize(self.xp)
+
+    def evaluation_batch(self):
+        """minivit.evaluation.evaluate on one batch of uint8 images, as after every epoch."""
+        pixels = self.xp.asarray((self.images * 255).astype(np.uint8))
+        evaluate(self.model, pixels, self.labels, (0.5,) * 3, (0.25,) * 3, self.threads,
+                 batch_size=len(pixels), world=self.world)
 
 
 class Torch:
@@ -146,15 +153,18 @@ def profile_step(runner, steps=3):
 
 
 def count(runner):
-    """{'train step': ..., 'forward': ...}: the stand-in's totals for one call of each (after one
-    untimed step), and the lines of minivit that ask most of the device."""
+    """{'train step': ..., 'forward': ..., 'evaluation': ...}: the stand-in's totals for one call
+    of each (after one untimed call, which fills the caches), and the lines of minivit that ask most of the device. (The
+    whole step of minivit.train, batch loading and augmentation included, is counted and pinned
+    by tests/test_gpu_budgets.py.)"""
     ledger = getattr(backend.cupy, "counts", None)
     if runner.xp is np or ledger is None:
         raise ConfigError("--count needs --device gpu on the strict CuPy stand-in: "
                           "PYTHONPATH=tests/strict_cupy python -m minivit.bench --count --device gpu")
-    runner.train_step()
     result = {}
-    for name, method in (("train step", runner.train_step), ("forward", runner.forward)):
+    for name, method in (("train step", runner.train_step), ("forward", runner.forward),
+                         ("evaluation", runner.evaluation_batch)):
+        method()
         ledger.reset()
         method()
         result[name] = dict(**ledger.totals(), top_ops=ledger.ops.most_common(8),

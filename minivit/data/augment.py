@@ -300,29 +300,28 @@ def equalize(images, on):
 
 
 def mixup(images, labels, rng, alpha=0.2):
-    """Mixup (Zhang et al., 2018): blend the batch with a shuffled copy of itself,
-    x = lam x + (1 - lam) x[perm], lam ~ Beta(alpha, alpha), one lam for the batch.
-    images (B C H W) float, labels (B) -> (mixed images, labels, labels[perm], lam); train on
-    lam * cross_entropy(logits, labels) + (1 - lam) * cross_entropy(logits, labels[perm])."""
-    xp = get_array_module(images)
+    """Mixup (Zhang et al., 2018): blend the batch with itself in reverse order,
+    x = lam x + (1 - lam) x[::-1], lam ~ Beta(alpha, alpha), one lam for the batch. The batch is
+    already in random order, so its reverse pairs each image with a random other (timm does the
+    same), and nothing is sent to the device. images (B C H W) float, labels (B) -> (mixed
+    images, labels, labels[::-1], lam); train on
+    lam * cross_entropy(logits, labels) + (1 - lam) * cross_entropy(logits, labels[::-1])."""
     lam = float(rng.beta(alpha, alpha))
-    perm = xp.asarray(rng.permutation(len(images)))
-    return lam * images + (1 - lam) * images[perm], labels, labels[perm], lam
+    return lam * images + (1 - lam) * images[::-1], labels, labels[::-1], lam
 
 
 def cutmix(images, labels, rng, alpha=1.0):
-    """CutMix (Yun et al., 2019): paste a box from a shuffled copy of the batch into every image.
+    """CutMix (Yun et al., 2019): paste a box from the batch in reverse order (a random other
+    image, as in `mixup`) into every image.
     The box covers about 1 - lam of the image, lam ~ Beta(alpha, alpha), at a random centre,
     clipped to the image; lam is then the exact fraction left unpasted. Same return and loss as
-    `mixup`: (images (B C H W), labels, labels[perm], lam)."""
-    xp = get_array_module(images)
+    `mixup`: (images (B C H W), labels, labels[::-1], lam)."""
     _, _, H, W = images.shape
     cut = np.sqrt(1 - rng.beta(alpha, alpha))
     centre_y, centre_x = rng.integers(H), rng.integers(W)
     top, bottom = np.clip([centre_y - int(H * cut) // 2, centre_y + int(H * cut) // 2], 0, H)
     left, right = np.clip([centre_x - int(W * cut) // 2, centre_x + int(W * cut) // 2], 0, W)
-    perm = xp.asarray(rng.permutation(len(images)))
     mixed = images.copy()
-    mixed[:, :, top:bottom, left:right] = images[perm, :, top:bottom, left:right]
+    mixed[:, :, top:bottom, left:right] = images[::-1, :, top:bottom, left:right]
     lam = 1 - (bottom - top) * (right - left) / (H * W)
-    return mixed, labels, labels[perm], float(lam)
+    return mixed, labels, labels[::-1], float(lam)

@@ -135,13 +135,28 @@ def optimizers_and_clipping_cpu_vs_gpu():
             norms = {}
             for d in ps:
                 for p, g in zip(ps[d], grads):
-                    p.grad = backend.to_device(g.copy(), d)  # clipping scales .grad in place
+                    p.grad = backend.to_device(g.copy(), d)  # a fresh copy for each optimizer
                 norms[d] = clip_grad_norm(ps[d], 1.0)
                 opts[d].step()
             assert abs(norms["cpu"] - norms["gpu"]) < 1e-4 * norms["cpu"], norms
         for p, q in zip(ps["cpu"], ps["gpu"]):
             close(p, q, f"{Opt.__name__} params", rtol=1e-5, atol=1e-6)
-    return "AdamW and SGD agree after 3 clipped steps"
+            assert q.data.dtype == np.float32, f"cupy.fuse gave {q.data.dtype}, not float32"
+    # the clipping folded into the fused update (the training loop's path) against the above
+    ps = [Tensor(rng.standard_normal(s).astype(np.float32), requires_grad=True).to("gpu")
+          for s in shapes]
+    qs = [Tensor(p.data.copy(), requires_grad=True) for p in ps]
+    folded, plain = AdamW(ps, lr=1e-2, clip_norm=1.0), AdamW(qs, lr=1e-2)
+    for step in range(3):
+        grads = [backend.to_device(rng.standard_normal(s).astype(np.float32) * 3, "gpu") for s in shapes]
+        for p, q, g in zip(ps, qs, grads):
+            p.grad, q.grad = g.copy(), g.copy()
+        clip_grad_norm(qs, 1.0)
+        folded.step(), plain.step()
+    for p, q in zip(ps, qs):
+        close(p, q, "AdamW(clip_norm) vs clip_grad_norm + AdamW", rtol=1e-5, atol=1e-6)
+        assert p.data.dtype == np.float32
+    return "AdamW and SGD agree after 3 clipped steps; the folded clipping too; float32 kept"
 
 
 @check

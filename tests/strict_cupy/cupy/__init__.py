@@ -14,7 +14,7 @@ is a GPU result. Where it matters it behaves like CuPy 14.2:
   (`asarray` of host data, a NumPy index) and the array-producing operations (an upper bound
   on kernel launches: views are not counted, a `fuse`d function counts once).
 
-Use it in-process with `install(monkeypatch)` (tests/conftest.py does, for --device fake-gpu),
+Use it in-process through the `strict_cupy` fixture of tests/conftest.py (for --device fake-gpu),
 or put this folder first on PYTHONPATH for a subprocess: `import cupy` then finds it.
 """
 import json
