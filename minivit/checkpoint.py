@@ -16,6 +16,7 @@ Two kinds of file:
   model from one.
 """
 import json
+import math
 import os
 import zipfile
 from dataclasses import dataclass
@@ -25,9 +26,9 @@ import numpy as np
 from minivit import backend
 from minivit.errors import CheckpointError, MissingFile
 
-# An .npz is a zip of .npy files. np.savez stores them uncompressed, so a member is as large on
-# disk as in memory; a member that would expand far beyond its share of the file is refused
-# before it is read (a 1 MB deflated file could otherwise fill 1 GB of memory).
+# An .npz is a zip of .npy files. np.savez stores them uncompressed, so the members are as large
+# on disk as in memory; members that would expand far beyond the file, one or all together, are
+# refused before any is read (a 1 MB deflated file could otherwise fill 1 GB of memory).
 MAX_EXPANSION = 4
 
 
@@ -72,15 +73,17 @@ def load_arrays(path):
 
 
 def check_sizes(path):
-    """Raise CheckpointError if a member of the .npz at `path` would expand to more than
-    MAX_EXPANSION times the file's size, or its array header asks for more bytes than it has."""
+    """Raise CheckpointError if the members of the .npz at `path` would expand, together, to more
+    than MAX_EXPANSION times the file's size, or an array header asks for more bytes than its
+    member has."""
     size = os.path.getsize(path)
     with zipfile.ZipFile(path) as archive:
+        expanded = sum(info.file_size for info in archive.infolist())
+        if expanded > MAX_EXPANSION * size + 2 ** 20:
+            raise CheckpointError(f"{path}: its members would expand to {expanded:,} bytes in all "
+                                  f"from a {size:,}-byte file; refusing it (not a checkpoint "
+                                  "minivit wrote)")
         for info in archive.infolist():
-            if info.file_size > MAX_EXPANSION * size + 2 ** 20:
-                raise CheckpointError(f"{path}: member {info.filename!r} would expand to "
-                                      f"{info.file_size:,} bytes from a {size:,}-byte file; "
-                                      "refusing it (not a checkpoint minivit wrote)")
             if not info.filename.endswith(".npy"):
                 continue
             with archive.open(info) as member:
@@ -88,7 +91,7 @@ def check_sizes(path):
                 read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                                else np.lib.format.read_array_header_2_0)
                 shape, _, dtype = read_header(member)
-                needed = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+                needed = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
                 if needed > info.file_size:
                     raise CheckpointError(f"{path}: array {info.filename[:-4]!r} declares shape "
                                           f"{shape} ({needed:,} bytes) but holds "
@@ -103,6 +106,10 @@ def save(model, path):
 def load(model, path):
     """Load parameters from an .npz file into `model`; a tensor that does not fit is named."""
     return model.load_state_dict(load_arrays(path))
+
+
+RUN_KEYS = ("dataset", "data_dir", "image_size")  # what the tools read of a run's config
+ROW_KEYS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy")  # of a metric row
 
 
 @dataclass
@@ -144,11 +151,16 @@ def read_training(path):
         raise CheckpointError(f"{path} has a corrupt training record ({error})") from None
     if not (isinstance(config, dict) and isinstance(model_config, dict)):
         raise CheckpointError(f"{path} has a corrupt training record (config is not an object)")
+    for record, keys in ((config, RUN_KEYS), (model_config, ("num_classes",))):
+        missing = [key for key in keys if key not in record]
+        if missing:
+            raise CheckpointError(f"{path} has a corrupt training record (no {missing[0]!r} in "
+                                  "its config)")
     if metrics is not None and not (isinstance(metrics, list) and all(
-            isinstance(row, dict) and all(isinstance(v, (int, float)) for v in row.values())
-            for row in metrics)):
+            isinstance(row, dict) and set(ROW_KEYS) <= set(row)
+            and all(isinstance(v, (int, float)) for v in row.values()) for row in metrics)):
         raise CheckpointError(f"{path} has a corrupt training record (metrics is not a list of "
-                              "rows of numbers)")
+                              f"rows of numbers, each with {', '.join(ROW_KEYS)})")
     return TrainingCheckpoint(
         model={k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")},
         optimizer={k[len("optimizer/"):]: v for k, v in arrays.items()

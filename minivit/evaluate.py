@@ -8,7 +8,7 @@ import numpy as np
 from minivit import backend, cli
 from minivit.checkpoint import read_training
 from minivit.data import load_dataset
-from minivit.evaluation import evaluate
+from minivit.evaluation import check_channels, evaluate
 from minivit.pretrained import from_training_checkpoint
 
 
@@ -19,6 +19,7 @@ def report(path, dataset=None, data_dir=None, device="cpu"):
     backend.check_device(device)
     data = load_dataset(dataset or config["dataset"], data_dir=data_dir or config["data_dir"])
     model = from_training_checkpoint(checkpoint).to(device)
+    check_channels(model, data)
     images, labels = (backend.to_device(a, device) for a in (data.test_images, data.test_labels))
     loss, accuracy, predicted = evaluate(model, images, labels,
                                          *data.normalization(config.get("normalize", "dataset")))

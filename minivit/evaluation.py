@@ -10,6 +10,16 @@ import contextlib
 from minivit import backend, ops, parallel
 from minivit.data.loader import batches
 from minivit.engine import no_grad
+from minivit.errors import ConfigError
+
+
+def check_channels(model, data):
+    """ConfigError unless the data set's images have the channels the model takes."""
+    channels, takes = data.test_images.shape[1], model.patch_embed.in_channels
+    if channels != takes:
+        raise ConfigError(f"{data.name} has {channels}-channel images, but the model takes "
+                          f"{takes}-channel ones: give --dataset a data set like the one it was "
+                          "trained on")
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ from minivit.checkpoint import read_training
 from minivit.cnn import HybridViT
 from minivit.data import load_dataset
 from minivit.errors import ConfigError
-from minivit.evaluation import outputs
+from minivit.evaluation import check_channels, outputs
 from minivit.pretrained import from_training_checkpoint
 
 
@@ -59,9 +59,7 @@ def inspect(checkpoint, out, dataset=None, data_dir=None, images=128, show=8, ba
     dataset = dataset or config["dataset"]
     data = load_dataset(dataset, data_dir=data_dir or config["data_dir"],
                         image_size=config["image_size"] if dataset.startswith("folder:") else None)
-    if data.test_images.shape[1] != model.patch_embed.in_channels:
-        raise ConfigError(f"{data.name} has {data.test_images.shape[1]}-channel images, but the "
-                         f"model takes {model.patch_embed.in_channels}-channel ones")
+    check_channels(model, data)
     test_images = data.test_images[:images]
     show = min(show, len(test_images))
     patch, grid = model.patch_embed.patch_size, model.patch_embed.grid
@@ -72,7 +70,7 @@ def inspect(checkpoint, out, dataset=None, data_dir=None, images=128, show=8, ba
     mean, std = data.normalization(config.get("normalize", "dataset"))
     for attentions, _ in outputs(model, test_images, mean=mean, std=std, batch_size=batch_size,
                                  forward=lambda x: analysis.attention_weights(model, x)):
-        distance_sum = distance_sum + len(x) * analysis.mean_attention_distance(
+        distance_sum = distance_sum + len(attentions[0]) * analysis.mean_attention_distance(
             attentions, grid, patch, cls_tokens)
         if sum(len(m) for m in maps) < show:
             maps.append(analysis.attention_rollout(attentions, cls_tokens))
@@ -93,7 +91,11 @@ def inspect(checkpoint, out, dataset=None, data_dir=None, images=128, show=8, ba
     tiles = analysis.position_similarity(backend.to_device(model.pos_embed.data, "cpu"), grid,
                                          cls_tokens)
 
-    os.makedirs(out, exist_ok=True)
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as error:  # a file of that name, a folder it cannot write
+        raise ConfigError(f"cannot make the folder --out {out} ({error.strerror}): give "
+                          "another --out") from None
     paths = {name: os.path.join(out, f"{name}.png") for name in
              ("filters", "position_similarity", "attention_distance", "attention_rollout")}
     analysis.plot_filters(filters, paths["filters"], title=title)

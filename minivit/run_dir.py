@@ -5,6 +5,7 @@ overwritten, and removed again when a run stops before its first checkpoint.
         ...                                         # write config.json, metrics.csv, last.npz
 """
 import re
+import shutil
 from pathlib import Path
 
 from minivit.errors import ConfigError
@@ -35,15 +36,16 @@ def open_run_dir(run_dir, resume, overwrite):
         lock.close()
         raise ConfigError(f"another minivit.train is training into {run_dir}: wait for it, or "
                           "give this run another --name") from None
-    # checked under the lock, so that a run being trained into is named as such (above)
+    # under the lock: what a killed run left half written goes first (it holds no run), then a
+    # run being trained into is named as such (above), a finished or stopped one here
+    for path in run_dir.iterdir():
+        if path.is_file() and TEMPORARY.fullmatch(path.name):
+            path.unlink()
     taken = {p.name for p in run_dir.iterdir()} - {".lock", "config.json"}
     if taken and not resume and not overwrite:
         lock.close()
         raise ConfigError(f"{run_dir} already holds a run: give another --name, continue it with "
                           f"--resume {run_dir}, or replace it with --overwrite")
-    for path in run_dir.iterdir():
-        if path.is_file() and TEMPORARY.fullmatch(path.name):
-            path.unlink()
     return lock
 
 
@@ -52,9 +54,11 @@ TEMPORARY = re.compile(r"(" + "|".join(map(re.escape, RUN_FILES)) + r")\.tmp(-\d
 
 
 def remove_run_files(run_dir):
-    """Delete the files of the run in `run_dir` (--overwrite), leaving anything else."""
+    """Delete the files of the run in `run_dir` (--overwrite), and the figures/ that the run's
+    `next:` line has minivit.inspect draw of it; anything else is left."""
     for name in RUN_FILES:
         (Path(run_dir) / name).unlink(missing_ok=True)
+    shutil.rmtree(Path(run_dir) / "figures", ignore_errors=True)
 
 
 def created_folders(path):

@@ -25,7 +25,7 @@ from tqdm import tqdm
 import minivit
 from minivit import backend, cli, distributed, memory, ops, parallel
 from minivit.cost import forward_flops, matmul_peak
-from minivit.checkpoint import TrainingCheckpoint, read_training, write_training
+from minivit.checkpoint import ROW_KEYS, TrainingCheckpoint, read_training, write_training
 from minivit.cnn import GROUPS, HybridViT
 from minivit.data import batches, cutmix, load_dataset, mixup
 from minivit.data.dataset import NORMALIZATIONS
@@ -123,10 +123,11 @@ class TrainConfig:
                             "to [-1, 1], as the official and timm weights were trained); with "
                             "--init the default is what the checkpoint was trained with",
                             choices=list(NORMALIZATIONS))
-    seed: int = option(0, "random seed (same seed and --threads, same run on the CPU)")
+    seed: int = option(0, "random seed (same seed and --threads, same run on the CPU)",
+                       minimum=0)
     device: str = option("cpu", cli.DEVICE_HELP, choices=list(backend.DEVICES))
     threads: int = option(0, "CPU threads; each batch is split between them (0: one for every "
-                          "core)")
+                          "core)", minimum=0)
     out: str = option("runs", "parent folder of the run directory")
     processes: int = option(1, "processes training together (mpiexec -n N; see "
                             "minivit.distributed)", flag=False)
@@ -297,8 +298,6 @@ def setup(config, run_dir, resume, world):
     """(config completed, data set, (validation images, labels) or None, model, optimizer,
     checkpoint to resume from or None)."""
     backend.check_device(config.device)
-    if config.threads < 0:
-        raise ConfigError(f"--threads must be 0 (one for every core) or more, not {config.threads}")
     if config.stem and not resume:
         for other in ("patch_size", "init"):
             if getattr(config, other) is not None:
@@ -453,9 +452,18 @@ def write_metrics(path, rows):
 
 
 def read_metrics(path, epochs):
-    """The first `epochs` rows of metrics.csv (a resumed run goes on from its checkpoint)."""
-    with open(path) as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)][:epochs]
+    """The first `epochs` rows of metrics.csv (a resumed run goes on from its checkpoint): the
+    record of a checkpoint written before checkpoints carried their own rows (2026-12)."""
+    try:
+        with open(path) as f:
+            rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)][:epochs]
+    except (OSError, ValueError, TypeError) as error:
+        raise CheckpointError(f"the checkpoint keeps no record of its epochs, and {path} cannot "
+                              f"be read ({error}): this run cannot be resumed") from None
+    if len(rows) < epochs or not all(set(ROW_KEYS) <= set(row) for row in rows):
+        raise CheckpointError(f"the checkpoint keeps no record of its epochs, and {path} lacks "
+                              f"rows or columns of its {epochs} epochs: this run cannot be resumed")
+    return rows
 
 
 def plot_curves(rows, path):
@@ -659,15 +667,16 @@ def epoch_line(row, epochs):
             f"{row['images_per_second']:.0f} img/s")
 
 
-def resumed_config(run_dir, given):
+def resumed_config(run_dir, given, other_flags=()):
     """The config of the run in `run_dir`, with the flags `given` that a resumed run may change
-    (RESUMABLE) applied; the others are named in a warning and left as the run had them."""
+    (RESUMABLE) applied; the others, and `other_flags` (--preset, --name, --overwrite: a run
+    directory has its name and its run already), are named in a warning and left as they were."""
     last = os.path.join(run_dir, "last.npz")
     if not os.path.exists(last):
         raise MissingFile(f"nothing to resume in {run_dir!r}: no last.npz there")
     checkpoint = read_training(last)
     config = config_from(checkpoint.config, last)
-    ignored = [f"--{k.replace('_', '-')}" for k in given if k not in RESUMABLE]
+    ignored = [f"--{k.replace('_', '-')}" for k in given if k not in RESUMABLE] + list(other_flags)
     if ignored and distributed.world().rank == 0:
         warnings.warn(f"--resume continues the run as it was configured: ignoring "
                       f"{', '.join(ignored)} (a resumed run may change only "
@@ -685,7 +694,9 @@ def main(argv=None):
     def start():
         nonlocal config, run_dir
         if args.resume:
-            config = resumed_config(args.resume, args.given)
+            others = [flag for flag, value in (("--preset", args.preset), ("--name", args.name),
+                                               ("--overwrite", args.overwrite)) if value]
+            config = resumed_config(args.resume, args.given, others)
         else:
             what = "finetune" if config.init else config.model.replace("/", "-") + (
                 "-hybrid" if config.stem else "")

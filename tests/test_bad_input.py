@@ -170,6 +170,11 @@ def fx(tmp_path_factory):
     variant("bad_model_config", model_config={**checkpoint.model_config, "colour": 1})
     variant("bad_stem_widths", model_config={**checkpoint.model_config, "stem_widths": "os.system"})
     variant("bad_stem_option", config={**checkpoint.config, "stem": "0,64"})
+    variant("no_dataset", config={k: v for k, v in checkpoint.config.items() if k != "dataset"})
+    variant("no_num_classes", model_config={k: v for k, v in checkpoint.model_config.items()
+                                            if k != "num_classes"})
+    variant("short_rows", metrics=[{"epoch": 1}])
+    variant("no_metrics", metrics=None)  # and no metrics.csv beside it
     (root / "empty").mkdir()
     (root / "not_zip").mkdir()
     (root / "not_zip" / "last.npz").write_text("this is not a zip file\n")
@@ -196,6 +201,21 @@ def fx(tmp_path_factory):
                 member.write(bytes(2 ** 20))
 
     image_folder(root / "folder_junk", os.urandom(300))
+    image_folder(root / "folder_rgb", png_header(8, 8))
+    (root / "folder_rgb" / "train" / "a" / "x.png").unlink()  # only good 8 x 8 RGB images
+    with zipfile.ZipFile(root / "many_members.npz", "w", zipfile.ZIP_DEFLATED) as archive:
+        for k in range(40):  # 40 members of 1 MiB of zeros: each small, together a bomb
+            archive.writestr(f"a{k}.npy", bytes(2 ** 20))
+    with zipfile.ZipFile(root / "overflow_shape.npz", "w") as archive:
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(
+            header, {"descr": "<f8", "fortran_order": False, "shape": (2 ** 62, 2 ** 62)})
+        archive.writestr("a.npy", header.getvalue() + bytes(64))
+    with open(root / "long_name.tar", "wb") as f:  # a GNU long-name header declaring 300 MB
+        long_name = tarfile.TarInfo("././@LongLink")
+        long_name.type, long_name.size = tarfile.GNUTYPE_LONGNAME, 300 << 20
+        f.write(long_name.tobuf(format=tarfile.GNU_FORMAT) + bytes(2 << 20))
+    (root / "a_file").write_text("not a folder\n")
     image_folder(root / "folder_bomb", png_header(20_000, 20_000))
     with pytest.raises(Image.DecompressionBombError):  # the bomb is one, as PIL sees it
         Image.open(root / "folder_bomb" / "train" / "a" / "x.png")
@@ -237,7 +257,9 @@ TRAIN = [
     (["--dataset", "digits", "--patch-size", "3"], 1, "not divisible by patch size 3"),
     (["--dataset", "digits", "--patch-size", "3", "--low-res-epochs", "1", "--low-res-size", "6"],
      1, "image size 8 is not divisible by the patch size 3, which the epochs after"),
-    (["--dataset", "digits", "--threads", "-1"], 1, "--threads must be 0"),
+    (["--dataset", "digits", "--threads", "-1"], 2, "--threads must be at least 0, not -1"),
+    (["--dataset", "digits", "--seed", "-1"], 2, "--seed must be at least 0, not -1"),
+    (["--dataset", "digits", "--validation", "0.9999"], 1, "leaving none to train on: use a smaller --validation"),
     (["--dataset", "digits", "--model", "Z/3"], 1, "unknown config 'Z/3'"),
     (["--preset", "finetune", "--dataset", "digits", "--model", "custom", "--dim", "16"], 1,
      "--model custom needs --depth, --heads, --mlp-dim, --patch-size"),
@@ -264,6 +286,9 @@ TRAIN = [
     (["--resume", "{fx}/not_zip"], 1, "{fx}/not_zip/last.npz is not a readable .npz checkpoint"),
     (["--resume", "{fx}/weights"], 1, "{fx}/weights/last.npz is not a training checkpoint"),
     (["--resume", "{fx}/unknown_key"], 1, "has an option 'colour' that minivit.train does not know"),
+    (["--resume", "{fx}/short_rows"], 1, "metrics is not a list of rows of numbers, each with epoch"),
+    (["--resume", "{fx}/no_metrics"], 1, "metrics.csv cannot be read"),
+    (["--dataset", "cifar10:{fx}/long_name.tar"], 1, "has a member header of 314,572,800 bytes"),
     (["--resume", "{fx}/wrong_type"], 1, "option 'epochs' should be an int, not 'many'"),
     (["--resume", "{fx}/zero_batch"], 1, "option 'batch_size' must be at least 1, not 0"),
     (["--resume", "{fx}/unknown_optimizer"], 1, "option 'optimizer' must be one of adamw, sgd"),
@@ -304,7 +329,14 @@ CASES = [("train", args, code, culprit) for args, code, culprit in TRAIN] + [
     ("evaluate", ["{fx}/pickled.npz"], 1,
      "{fx}/pickled.npz is not a readable .npz checkpoint (it holds a pickled object"),
     ("evaluate", ["{fx}/huge_shape.npz"], 1, "array 'a' declares shape (100000, 100000)"),
-    ("evaluate", ["{fx}/deflate_bomb.npz"], 1, "member 'a.npy' would expand to 67,108,992 bytes"),
+    ("evaluate", ["{fx}/deflate_bomb.npz"], 1, "its members would expand to 67,108,992 bytes in all"),
+    ("evaluate", ["{fx}/many_members.npz"], 1, "its members would expand to 41,943,040 bytes in all"),
+    ("evaluate", ["{fx}/overflow_shape.npz"], 1, "array 'a' declares shape"),
+    ("evaluate", ["{fx}/no_dataset/last.npz"], 1, "(no 'dataset' in its config)"),
+    ("evaluate", ["{fx}/run/last.npz", "--dataset", "folder:{fx}/folder_rgb"], 1,
+     "has 3-channel images, but the model takes 1-channel ones"),
+    ("inspect", ["{fx}/run/last.npz", "--out", "{fx}/a_file"], 1, "cannot make the folder --out {fx}/a_file"),
+    ("finetune", ["{fx}/no_num_classes/last.npz", "--dataset", "digits"], 1, "(no 'num_classes' in its config)"),
     ("evaluate", ["{fx}/weights/last.npz"], 1, "{fx}/weights/last.npz is not a training checkpoint"),
     ("evaluate", ["{fx}/bad_model_config/last.npz"], 1, "model_config cannot build a ViT"),
     ("evaluate", ["{fx}/bad_stem_widths/last.npz"], 1, "stem_widths must be a list of positive"),
@@ -420,13 +452,14 @@ def test_resume_takes_epochs_and_names_the_flags_it_ignores(fx, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(fx / "run", run)
     lr = json.loads((run / "config.json").read_text())["lr"]
-    result = cli("train", "--resume", str(run), "--lr", "0.5", "--epochs", "2", cwd=tmp_path)
+    result = cli("train", "--resume", str(run), "--lr", "0.5", "--epochs", "2", "--name", "other",
+                 "--overwrite", "--preset", "cpu-hour", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     warnings = result.stderr.splitlines()
     assert len(warnings) == 1 and warnings[0].startswith("warning: ")
     ignored = warnings[0].split("ignoring ")[1].split(" (")[0]
-    assert ignored == "--lr", warnings[0]  # --epochs is taken, not ignored
+    assert ignored == "--lr, --preset, --name, --overwrite", warnings[0]  # --epochs is taken
     assert [row["epoch"] for row in metrics_rows(run)] == ["1", "2"]
     config = json.loads((run / "config.json").read_text())
     assert config["lr"] == lr and config["epochs"] == 2
@@ -437,3 +470,19 @@ def test_resume_takes_epochs_and_names_the_flags_it_ignores(fx, tmp_path):
     assert_one_line_error(fewer, "train", 1,
                           f"--epochs 1: the run in {run} has already trained 2 epochs")
     assert snapshot(run) == before
+
+
+def test_running_out_of_memory_is_one_line_and_leaves_nothing(tmp_path):
+    """A model far too large for the memory the process may have (an address-space limit of
+    3 GB): MemoryError becomes one line, and the run directory it had begun is gone."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    result = subprocess.run([sys.executable, "-m", "minivit.train", "--dataset", "digits",
+                             "--image-size", "100000", "--patch-size", "4"], cwd=tmp_path,
+                            env=environment(), capture_output=True, text=True, timeout=120,
+                            preexec_fn=limit)
+    assert_one_line_error(result, "train", 1, "out of memory: try a smaller --batch-size")
+    assert left_behind(tmp_path) == []

@@ -4,10 +4,12 @@ A tar member's name is a path the archive chooses: `../../.bashrc`, `/etc/passwd
 points outside, then a file written "through" it. Every member is checked before anything is
 written: only plain files and folders whose paths stay inside the destination are allowed. Where
 Python has it (3.10.12+, 3.11.4+), tarfile's own "data" filter checks again as it extracts.
-An archive may also be a bomb: a few MB that unpack to GB, or millions of empty members. The
-members are counted as they are read, and the bytes they declare are added up, against limits,
-before anything is written.
+An archive may also be a bomb: a few MB that unpack to GB, or millions of empty members, or one
+header (a GNU long name, a pax record) that declares gigabytes, which tarfile would read whole.
+The members are counted as they are read, every single read is capped (MAX_READ), and the bytes
+the members declare are added up, against limits, before anything is written.
 """
+import contextlib
 import gzip
 import os
 import tarfile
@@ -19,6 +21,37 @@ from minivit.errors import DataError
 # What a truncated or damaged .tar.gz raises while it is read.
 CORRUPT = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
 MAX_MEMBERS = 1000
+MAX_READ = 1 << 20  # tarfile reads headers whole and file data in 16 KiB pieces
+
+
+class CappedReads:
+    """A file object whose every read is at most MAX_READ bytes (a header asking for more is not
+    one minivit reads); seek and tell are the wrapped file's."""
+
+    def __init__(self, file, archive):
+        self.file, self.archive = file, archive
+
+    def read(self, size=-1):
+        if size is None or size < 0 or size > MAX_READ:
+            raise DataError(f"{self.archive} has a member header of {size:,} bytes: it is not the "
+                            "archive minivit expects")
+        return self.file.read(size)
+
+    def seek(self, *args):
+        return self.file.seek(*args)
+
+    def tell(self):
+        return self.file.tell()
+
+
+@contextlib.contextmanager
+def open_tar(archive):
+    """The .tar or .tar.gz at `archive` as a TarFile whose reads are capped (CappedReads)."""
+    with open(archive, "rb") as f:
+        gzipped = f.read(2) == b"\x1f\x8b"
+    with (gzip.open(archive) if gzipped else open(archive, "rb")) as file:
+        with tarfile.open(fileobj=CappedReads(file, archive), mode="r:") as tar:
+            yield tar
 
 
 def check_member(member, destination):
@@ -51,7 +84,7 @@ def safe_extract(archive, destination, only=None, max_bytes=None):
     that those members may hold together."""
     destination = Path(destination)
     try:
-        with tarfile.open(archive) as tar:
+        with open_tar(archive) as tar:
             members = read_members(tar, archive)
             if only is not None:
                 members = [m for m in members if m.name in only]

@@ -119,14 +119,18 @@ def missing(spec, path, url, reason):
 
 
 def read_cache(cache, md5):
-    """The cached arrays if `cache` exists, is readable and was made from the archive `md5`."""
+    """The cached arrays if `cache` exists, is readable, was made from the archive `md5` and
+    holds every array a Dataset needs (else None: the archive is decoded afresh)."""
     if not cache.is_file():
         return None
     try:
         arrays = load_arrays(cache)
     except CheckpointError:
         return None
-    return arrays if str(arrays.get("archive_md5")) == md5 else None
+    needed = ("train_images", "train_labels", "test_images", "test_labels", "classes")
+    if str(arrays.get("archive_md5")) != md5 or not all(k in arrays for k in needed):
+        return None
+    return arrays
 
 
 def decode(spec, archive, data_dir):

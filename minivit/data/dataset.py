@@ -46,6 +46,10 @@ class Dataset:
         count = round(fraction * len(self.train_labels))
         if count == 0:
             return self, None
+        if count >= len(self.train_labels):
+            raise DataError(f"a validation split of {fraction} holds out all {count} training "
+                            f"images of {self.name}, leaving none to train on: use a smaller "
+                            "--validation")
         order = np.random.default_rng(seed).permutation(len(self.train_labels))
         held, kept = np.sort(order[:count]), np.sort(order[count:])
         rest = Dataset(self.name, self.train_images[kept], self.train_labels[kept],
