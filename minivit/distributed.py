@@ -23,6 +23,7 @@ sent from rank 0 by MPI; without NCCL, through host memory by MPI.
 """
 import hashlib
 import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -121,6 +122,29 @@ class World:
             raise ConfigError(f"rank {odd[0]} has another {what} than rank 0: start every rank "
                               "with the same minivit, options and data")
 
+    def processes(self):
+        """Where every rank runs, 'rank host:pid' for each (a collective): the name of a process
+        that dies is its PID in the launcher's message, and this maps it to its rank."""
+        if self.size == 1:
+            return ""
+        places = self.comm.allgather(f"{socket.gethostname()}:{os.getpid()}")
+        return ", ".join(f"{rank} {place}" for rank, place in enumerate(places))
+
+    def ranks_on_this_machine(self):
+        """How many ranks share this process's machine (they share its cores)."""
+        if self.size == 1:
+            return 1
+        return self.comm.Split_type(split_type_shared()).Get_size()
+
+    def first_rank_first(self, do):
+        """do() on rank 0, then on the others (a shared download or cache is made once, by
+        rank 0, before the others read it); returns this rank's result."""
+        if self.rank == 0:
+            result = do()
+        if self.size > 1:
+            self.comm.Barrier()
+        return result if self.rank == 0 else do()
+
     def abort(self, message):
         """Print `message` and end every rank of the job (no rank is left waiting)."""
         if self.rank:
@@ -128,6 +152,7 @@ class World:
         print(message, file=sys.stderr, flush=True)
         time.sleep(0.3)  # let mpiexec forward the line before Abort tears the job down
         self.comm.Abort(1)
+        os._exit(1)  # some MPIs' Abort returns: the caller must not print the line again
 
 
 def split_type_shared():

@@ -36,6 +36,12 @@ def cpu_count():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def cores_per_rank(world):
+    """This process's share of the machine's cores: all of them, or under mpiexec those of the
+    machine divided between the ranks that run on it (minivit.distributed.World)."""
+    return max(1, cpu_count() // world.ranks_on_this_machine())
+
+
 def shards(n, count):
     """`count` slices of nearly equal size that cover range(n) (fewer when n < count)."""
     bounds = np.linspace(0, n, min(count, n) + 1).round().astype(int).tolist()  # Python ints

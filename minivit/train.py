@@ -127,7 +127,7 @@ class TrainConfig:
                        minimum=0)
     device: str = option("cpu", cli.DEVICE_HELP, choices=list(backend.DEVICES))
     threads: int = option(0, "CPU threads; each batch is split between them (0: one for every "
-                          "core)", minimum=0)
+                          "core, shared by the processes on a machine)", minimum=0)
     out: str = option("runs", "parent folder of the run directory")
     processes: int = option(1, "processes training together (mpiexec -n N; see "
                             "minivit.distributed)", flag=False)
@@ -313,13 +313,13 @@ def setup(config, run_dir, resume, world):
     if config.model == "custom" and not config.init and missing and not resume:
         raise ConfigError(f"--model custom needs {', '.join(missing)} (or a named --model)")
     folder = config.dataset.startswith("folder:")  # a folder's images are resized as they load
-    data = load_dataset(config.dataset, data_dir=config.data_dir,
-                        image_size=config.image_size if folder else None)
+    data = world.first_rank_first(lambda: load_dataset(  # rank 0 downloads, unpacks, caches
+        config.dataset, data_dir=config.data_dir, image_size=config.image_size if folder else None))
     data, validation = data.hold_out(config.validation)
     # the number of shards decides the dropout masks and the order gradients are added in, so
     # it is fixed in the run's config: a run resumed on another machine stays the same run
     config = dataclasses.replace(config, image_size=config.image_size or data.train_images.shape[-1],
-                                 threads=config.threads or parallel.cpu_count(),
+                                 threads=config.threads or parallel.cores_per_rank(world),
                                  processes=world.size)
     if config.low_res_epochs and config.low_res_size > config.image_size:
         raise ConfigError(f"--low-res-size {config.low_res_size} is larger than the image size "
@@ -377,7 +377,9 @@ def train_epoch(model, optimizer, images, labels, mean, std, config, epoch, worl
     steps_per_epoch = math.ceil(len(labels) / config.batch_size)
     total_steps, warmup_steps = steps_per_epoch * config.epochs, int(config.warmup_epochs * steps_per_epoch)
     xp = backend.get_array_module(images)
-    read_every = 1 if xp is np else READ_EVERY  # on the CPU a read costs nothing: check each step
+    # a read costs a CPU process nothing (check each step), but a GPU a sync and an MPI job a
+    # second all-reduce: they read every READ_EVERY steps
+    read_every = 1 if xp is np and world.size == 1 else READ_EVERY
     model.train()
     seen, sums, start = 0, None, time.perf_counter()
     bar = tqdm(batches(images, labels, config.batch_size, shuffle=True, rng=rng, mean=mean, std=std,
@@ -460,9 +462,9 @@ def read_metrics(path, epochs):
     except (OSError, ValueError, TypeError) as error:
         raise CheckpointError(f"the checkpoint keeps no record of its epochs, and {path} cannot "
                               f"be read ({error}): this run cannot be resumed") from None
-    if len(rows) < epochs or not all(set(ROW_KEYS) <= set(row) for row in rows):
+    if not all(set(ROW_KEYS) <= set(row) for row in rows):
         raise CheckpointError(f"the checkpoint keeps no record of its epochs, and {path} lacks "
-                              f"rows or columns of its {epochs} epochs: this run cannot be resumed")
+                              f"some of {', '.join(ROW_KEYS)}: this run cannot be resumed")
     return rows
 
 
@@ -570,6 +572,9 @@ def train_into(config, run_dir, resume, command, overwrite, world):
     if checkpoint:
         best_accuracy = checkpoint.best_accuracy
         rows = checkpoint.metrics or read_metrics(path("metrics.csv"), checkpoint.epoch)
+        if len(rows) != checkpoint.epoch:
+            raise CheckpointError(f"{path('last.npz')} is at epoch {checkpoint.epoch}, but its "
+                                  f"record has {len(rows)} epochs: this run cannot be resumed")
     best_row = max(rows, key=choice) if rows else None
     if leader:
         if checkpoint:
@@ -585,7 +590,8 @@ def train_into(config, run_dir, resume, command, overwrite, world):
         validation = [to_device(a) for a in validation]
         held_out = {"validation": validation, **held_out}
     mean, std = data.normalization(config.normalize)
-    processes = f" | {world.size} processes x {config.threads} threads" if world.size > 1 else ""
+    places = world.processes()  # a collective: every rank asks
+    processes = f" | {world.size} processes x {config.threads} threads ({places})" if places else ""
     held = f" (+ {len(validation[1])} validation)" if validation else ""
     say(f"{data.name}: {len(data.train_labels)} train{held} / {len(data.test_labels)} test images "
         f"{tuple(data.train_images.shape[1:])}, {len(data.classes)} classes | model "
@@ -710,7 +716,9 @@ def main(argv=None):
 
     def interrupted():
         if run_dir and os.path.exists(os.path.join(run_dir, "last.npz")):
-            return f"stopped; continue with: python -m minivit.train --resume {run_dir}"
+            size = distributed.world().size
+            launch = f"mpiexec -n {size} python" if size > 1 else "python"
+            return f"stopped; continue with: {launch} -m minivit.train --resume {run_dir}"
         return "stopped before the first epoch ended: nothing to resume"
 
     return cli.run(start, interrupted=interrupted)

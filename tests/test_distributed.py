@@ -4,6 +4,7 @@ subprocesses: equality with one process is the test.
 Skips, saying why, without mpi4py and an mpiexec (`pip install mpi4py mpich`)."""
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -111,12 +112,16 @@ def test_a_rank_that_fails_ends_the_job_with_its_rank_named(tmp_path):
     result = launch(2, script, timeout=60)
     assert result.returncode != 0
     assert "error: rank 1 failed" in result.stderr and "a broken node" in result.stderr
+    assert result.stderr.count("error: rank 1") == 1  # said once (MPICH's Abort returns)
 
 
 @needs_mpi
 def test_a_run_resumes_only_with_as_many_processes(tmp_path):
     first = launch(2, "-m", "minivit.train", *TINY, "--threads", "1", "--out", tmp_path, "--name", "run")
     assert first.returncode == 0, first.stderr
+    places = re.search(r"threads \((.*?)\)", first.stdout.splitlines()[0]).group(1).split(", ")
+    assert [place.split(" ")[0] for place in places] == ["0", "1"]  # rank host:pid, for each
+    assert all(place.split(":")[-1].isdigit() for place in places)
     alone = launch(1, "-m", "minivit.train", "--resume", tmp_path / "run", "--epochs", "3")
     assert alone.returncode == 1 and "was trained by 2 process(es), not 1" in alone.stderr
     assert "mpiexec -n 2 python -m minivit.train --resume" in alone.stderr
@@ -156,8 +161,9 @@ def test_two_ranks_on_the_gpu_code_path_train_as_on_the_cpu(tmp_path):
 @needs_mpi
 def test_a_rank_that_dies_ends_the_job_instead_of_hanging(tmp_path):
     """Rank 1 is killed (SIGKILL: no Python left to report it) while rank 0 waits in an
-    all-reduce: MPICH's launcher ends the whole job at once. (Its message names the dead
-    process's PID; minivit cannot add the rank, the process being gone.)"""
+    all-reduce: MPICH's launcher ends the whole job at once. Its message names the dead
+    process's PID, which the run's first line maps to a rank (`rank host:pid` for each: see
+    test_a_run_resumes_only_with_as_many_processes)."""
     script = tmp_path / "die.py"
     script.write_text(
         "import os, signal, time\n"
@@ -193,3 +199,28 @@ def test_two_ranks_on_a_machine_with_one_gpu_are_refused(tmp_path):
                             capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "which has 1 GPU(s): start at most 1 processes a machine" in result.stderr
+
+
+@needs_mpi
+def test_rank_zero_loads_first_and_the_ranks_share_the_cores(tmp_path):
+    """first_rank_first: rank 0 makes what the others read (a download, a cache) before they
+    look; --threads 0 gives each of the N ranks on a machine its cores / N."""
+    script = tmp_path / "first.py"
+    script.write_text(
+        "import os, time\n"
+        "from minivit import distributed, parallel\n"
+        "world = distributed.world()\n"
+        f"made = {str(tmp_path / 'made')!r}\n"
+        "def make():\n"
+        "    if world.rank == 0:\n"
+        "        time.sleep(0.5)\n"
+        "        open(made, 'w').write('cache')\n"
+        "    return open(made).read()\n"
+        "seen = f'{world.first_rank_first(make)} {parallel.cores_per_rank(world)}'\n"
+        f"open(os.path.join({str(tmp_path)!r}, f'rank{{world.rank}}'), 'w').write(seen)\n")
+    result = launch(2, script, timeout=60)
+    assert result.returncode == 0, result.stderr
+    from minivit import parallel
+    share = max(1, parallel.cpu_count() // 2)
+    for rank in (0, 1):
+        assert (tmp_path / f"rank{rank}").read_text() == f"cache {share}"

@@ -116,7 +116,7 @@ def run_cli(*args):
     (["--dataset", "digits", "--patch-size", "3"], "error: image size 8 is not divisible by patch size 3"),
     (["--resume", "no/such/run"], "error: nothing to resume in 'no/such/run'"),
     (["--dataset", "digits", "--epochs", "x"], "argument --epochs: invalid int value: 'x'"),
-    (["--dataset", "digits", "--threads", "-1"], "error: --threads must be 0 (one for every core)"),
+    (["--dataset", "digits", "--threads", "-1"], "error: --threads must be at least 0, not -1"),
 ])
 def test_wrong_arguments_end_with_one_line_and_no_traceback(args, message):
     result = run_cli(*args)

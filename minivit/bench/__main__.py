@@ -196,8 +196,9 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--image-size", type=int, help="default: the model's")
     cli.add_device(parser)
-    parser.add_argument("--threads", type=int, default=parallel.cpu_count(),
-                        help="CPU threads, for minivit (the batch split between them) and PyTorch")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads, for minivit (the batch split between them) and PyTorch "
+                             "(default: every core, shared by the processes on a machine)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per measurement")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
@@ -207,7 +208,7 @@ def main(argv=None):
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     for name in ("batch_size", "threads", "steps"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be 1 or more, not {getattr(args, name)}")
     if args.image_size is not None and args.image_size < 1:
         parser.error(f"--image-size must be 1 or more, not {args.image_size}")
@@ -222,9 +223,11 @@ def bench(args):
     config = {**CONFIGS[args.model], "num_classes": 10}
     if args.image_size:
         config["image_size"] = args.image_size
-    threads = args.threads
     memory.keep_freed_memory()  # as minivit.train does (and for PyTorch, in the same process)
     world = distributed.world()
+    threads = args.threads or parallel.cores_per_rank(world)
+    if args.device == "gpu" and world.size > 1:  # each rank its own GPU, as minivit.train
+        backend.cupy.cuda.Device(world.gpu()).use()
     try:
         ours = Minivit(config, args.batch_size, args.device, threads, world)
     except ValueError as error:  # an image size the patch size does not divide
