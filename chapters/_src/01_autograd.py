@@ -494,3 +494,26 @@ print("relative error of the hand-written backward:", errors)
 # 4. `Tensor.backward` frees each intermediate gradient once it has been passed on. Which
 #    intermediate *values* must still be kept until the backward pass, and where does minivit
 #    keep them? (Look at what `GELU.forward` and `LayerNorm.forward` store on `self`.)
+
+# %% [markdown]
+# ### What you can now do
+#
+# * Write an expression as a computational graph and compute every node's gradient by hand,
+#   summing over the node's consumers.
+# * Explain why the backward pass must visit the nodes in reverse topological order, and show the
+#   sums a wrong order leaves incomplete.
+# * Build a scalar autograd engine and check its gradients against central differences.
+# * Read the graph that `minivit.Tensor` records, see broadcasting become `sum_to` in the
+#   backward pass, and reset gradients that accumulate.
+# * Add an op to minivit as a `Function` with its own `backward`, and check it with
+#   `minivit.gradcheck`.
+#
+# ### Further reading
+#
+# * Andrej Karpathy, *micrograd* (github.com/karpathy/micrograd): a scalar autograd engine with
+#   a small neural-network library on top, close in spirit to section 2.
+# * Atılım Güneş Baydin, Barak A. Pearlmutter, Alexey Andreyevich Radul, Jeffrey Mark Siskind,
+#   "Automatic Differentiation in Machine Learning: a Survey", JMLR, 2018, arXiv:1502.05767:
+#   forward and reverse mode, and how autograd systems implement them.
+# * Andreas Griewank, Andrea Walther, *Evaluating Derivatives: Principles and Techniques of
+#   Algorithmic Differentiation*, 2nd edition, SIAM, 2008: the textbook on the subject.

@@ -657,3 +657,24 @@ ax.legend(fontsize=8); plt.tight_layout(); plt.show()
 #    a `Function`.
 # 4. The fused LayerNorm stores $\hat x$ (`B N D`) and $r$ (`B N 1`) for the backward pass. The
 #    composed one stores what? Count the `B N D` arrays kept alive.
+
+# %% [markdown]
+# ### What you can now do
+#
+# * Choose a finite-difference step from the trade-off between truncation and rounding error,
+#   and read a `gradcheck` relative error: about $10^{-10}$ when right, $10^{-3}$ to 1 when wrong.
+# * Derive the backward passes of the linear layer, GELU (erf and tanh forms) and LayerNorm,
+#   write them in NumPy, and grade them with `check`.
+# * Recognise a plausible but wrong backward pass (LayerNorm's mean forgotten, a bias gradient
+#   averaged, a factor dropped) from what `gradcheck` reports.
+# * Check a hand-written backward against the same op composed from primitives, and say what
+#   fusing an op buys: fewer graph nodes and saved arrays, not always less time on a CPU.
+#
+# ### Further reading
+#
+# * Jimmy Lei Ba, Jamie Ryan Kiros, Geoffrey E. Hinton, "Layer Normalization", 2016,
+#   arXiv:1607.06450.
+# * Dan Hendrycks, Kevin Gimpel, "Gaussian Error Linear Units (GELUs)", 2016, arXiv:1606.08415:
+#   the exact form and the tanh approximation.
+# * Dosovitskiy et al., "An Image is Worth 16x16 Words", ICLR 2021, arXiv:2010.11929,
+#   Section 3.1: where the LayerNorms and the MLP's GELU sit in the encoder.

@@ -611,3 +611,26 @@ plt.tight_layout(); plt.show()
 #    memory of `self.probs` grow? And for 4 px patches on 32 px images?
 # 4. Build a third hand-crafted head that attends to the token *two* places ahead. Which matrix
 #    do you need?
+
+# %% [markdown]
+# ### What you can now do
+#
+# * Compute a numerically stable softmax and its backward,
+#   $\bar x = y \odot (\bar y - \langle \bar y, y\rangle)$, without forming the Jacobian.
+# * Explain the $1/\sqrt{D_h}$ scale by the variance of a dot product, and what a too-sharp
+#   softmax does to the gradients.
+# * Write multi-head attention on a fused `qkv` array laid out `(3 H Dh)`, with the heads as a
+#   batch axis and an optional boolean mask.
+# * Derive attention's backward pass from $P$, $Q$, $K$ and $V$, and verify it with `gradcheck`
+#   and against the composed version.
+# * Say how attention's memory and cost grow with the number of tokens.
+#
+# ### Further reading
+#
+# * Ashish Vaswani et al., "Attention Is All You Need", NeurIPS 2017, arXiv:1706.03762,
+#   Section 3.2: scaled dot-product and multi-head attention.
+# * Dosovitskiy et al., "An Image is Worth 16x16 Words", ICLR 2021, arXiv:2010.11929,
+#   Appendix A: the multihead self-attention of the ViT's encoder.
+# * Tri Dao, Daniel Y. Fu, Stefano Ermon, Atri Rudra, Christopher Ré, "FlashAttention: Fast and
+#   Memory-Efficient Exact Attention with IO-Awareness", NeurIPS 2022, arXiv:2205.14135:
+#   attention and its backward without keeping the `N N` matrix in memory.

@@ -712,3 +712,28 @@ for name, size in (("Ti/16", 224), ("Ti/16", 384), ("Ti/16", 512),
 #    For which $r$ do attention and MLP hold the same number of weights?
 # 5. At which image size does attention (the $4LT^2D$ term) cost as much as everything else in
 #    ViT-Ti/16 with 16-pixel patches? In ViT-B/16?
+
+# %% [markdown]
+# ### What you can now do
+#
+# * Put the paper's equations 2-4 next to `minivit.model.Block` and `ViT`, and write a pre-LN
+#   encoder block on NumPy arrays.
+# * Explain the residual stream, and show what becomes of the tokens of a fresh model without
+#   residual connections.
+# * Say why a zero-initialised head gives a loss of exactly $\ln K$ and is the only part that
+#   learns at the first step.
+# * Compare pre-LN and post-LN blocks by their gradients at initialisation and by training
+#   without warmup.
+# * Count a ViT's parameters ($12D^2 + 13D$ per block when $M = 4D$) and forward FLOPs, and
+#   predict attention's share of the FLOPs from $T$ and $D$.
+#
+# ### Further reading
+#
+# * Dosovitskiy et al., "An Image is Worth 16x16 Words", ICLR 2021, arXiv:2010.11929,
+#   Section 3.1 (equations 1-4) and Table 1 (the Base, Large and Huge models).
+# * Ruibin Xiong et al., "On Layer Normalization in the Transformer Architecture", ICML 2020,
+#   arXiv:2002.04745: pre-LN against post-LN.
+# * Nelson Elhage et al., "A Mathematical Framework for Transformer Circuits", Transformer
+#   Circuits Thread, 2021 (transformer-circuits.pub): the residual stream.
+# * Yihe Dong, Jean-Baptiste Cordonnier, Andreas Loukas, "Attention is Not All You Need: Pure
+#   Attention Loses Rank Doubly Exponentially with Depth", ICML 2021, arXiv:2103.03404.

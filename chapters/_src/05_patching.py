@@ -470,3 +470,26 @@ print("logits:", model(x32).shape)
 #    after one attention layer, would it still?
 # 4. A patch of a uniformly coloured region (sky) is almost constant: which direction in
 #    $\mathbb{R}^{P^2C}$ does it lie close to? What does the linear projection do with it?
+
+# %% [markdown]
+# ### What you can now do
+#
+# * Cut a batch of images into a sequence of patches with one `rearrange` pattern, each patch
+#   ordered `(p1 p2 c)`, and invert it exactly.
+# * Explain why that order is the one that loads the official checkpoints' `(P, P, C, D)`
+#   kernel unchanged.
+# * Derive the patch embedding's backward pass (the linear layer's, then the reverse
+#   rearrange) and show that a token's gradient stays inside its patch.
+# * Show numerically that the patch embedding is a convolution with kernel size and stride $P$.
+# * Compute the sequence length $N = (H/P)(W/P)$ of a configuration and what it does to
+#   attention's cost.
+#
+# ### Further reading
+#
+# * Dosovitskiy et al., "An Image is Worth 16x16 Words", ICLR 2021, arXiv:2010.11929,
+#   Section 3.1 and Figure 1: the patch embedding, and the hybrid that takes its patches from a
+#   CNN's feature map instead.
+# * Vincent Dumoulin, Francesco Visin, "A guide to convolution arithmetic for deep learning",
+#   2016, arXiv:1603.07285: kernel size, stride and output size.
+# * Alex Rogozhnikov, "Einops: Clear and Reliable Tensor Manipulations with Einstein-like
+#   Notation", ICLR 2022: the notation of `rearrange`.

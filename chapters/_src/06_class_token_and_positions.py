@@ -438,3 +438,29 @@ print(f"the same upsampled to {G * PATCH} px ({G}x{G} patches, embeddings interp
 #    as for images) do at the border of the grid? Which is more natural for positions?
 # 5. The position embeddings get no weight decay (`minivit.optim.param_groups`). What would
 #    decay pull them towards, and what would that do to the similarity picture?
+
+# %% [markdown]
+# ### What you can now do
+#
+# * Write equation 1 on arrays: give every image the class token, prepend it, add the position
+#   embeddings.
+# * Prove, and check numerically, that without position embeddings the class token's output
+#   does not change when the patches are shuffled.
+# * Read a position-similarity mosaic (the paper's Figure 7, centre) and see the 2-D layout
+#   that a learned 1-D table picks up from the data.
+# * Resize position embeddings bilinearly, corners aligned, to a bigger grid, as
+#   $M\,E\,M^\top$ per feature, and run a trained model at a higher resolution with
+#   `ViT.resize`.
+#
+# ### Further reading
+#
+# * Dosovitskiy et al., "An Image is Worth 16x16 Words", ICLR 2021, arXiv:2010.11929:
+#   Section 3.1 (equation 1), Section 3.2 (the 2-D interpolation), Appendix D.4 (1-D, 2-D,
+#   relative and no position embeddings compared) and Figure 7 (centre).
+# * Jacob Devlin, Ming-Wei Chang, Kenton Lee, Kristina Toutanova, "BERT: Pre-training of Deep
+#   Bidirectional Transformers for Language Understanding", NAACL 2019, arXiv:1810.04805: the
+#   `[CLS]` token that the class token follows.
+# * Ashish Vaswani et al., "Attention Is All You Need", NeurIPS 2017, arXiv:1706.03762,
+#   Section 3.5: sinusoidal position encodings.
+# * Peter Shaw, Jakob Uszkoreit, Ashish Vaswani, "Self-Attention with Relative Position
+#   Representations", NAACL 2018, arXiv:1803.02155.

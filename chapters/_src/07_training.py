@@ -643,3 +643,30 @@ plt.tight_layout(); plt.show()
 #    decay? Train once with decay on everything and compare.
 # 5. `minivit.data.mixup` blends two images and their labels. Add it to a copy of the training
 #    loop: what does it do to the training loss curve and to the confident mistakes above?
+
+# %% [markdown]
+# ### What you can now do
+#
+# * Build a data pipeline that keeps `uint8` images on the device and crops, flips (and
+#   erases) whole batches at once before normalising them.
+# * Write one AdamW step, with bias correction and decoupled weight decay, and the learning
+#   rate's linear warmup and cosine decay.
+# * Derive the gradient of the label-smoothed cross-entropy, $(p - q)/B$, and its floor, the
+#   entropy $H(q)$ of the smoothed targets.
+# * Run `minivit.train.train` and read its curves, a confusion matrix and the most confident
+#   mistakes.
+# * Explain data parallelism over threads and over processes, and estimate what a ring
+#   all-reduce costs against a training step.
+#
+# ### Further reading
+#
+# * Ilya Loshchilov, Frank Hutter, "Decoupled Weight Decay Regularization", ICLR 2019,
+#   arXiv:1711.05101: AdamW.
+# * Christian Szegedy, Vincent Vanhoucke, Sergey Ioffe, Jonathon Shlens, Zbigniew Wojna,
+#   "Rethinking the Inception Architecture for Computer Vision", CVPR 2016, arXiv:1512.00567:
+#   label smoothing.
+# * Andreas Steiner et al., "How to train your ViT? Data, Augmentation, and Regularization in
+#   Vision Transformers", 2021, arXiv:2106.10270: which recipe choices matter for ViTs, and how
+#   much.
+# * Alexander Sergeev, Mike Del Balso, "Horovod: fast and easy distributed deep learning in
+#   TensorFlow", 2018, arXiv:1802.05799: the ring all-reduce in data-parallel training.

@@ -511,3 +511,29 @@ print(f"chapter run time: {time.perf_counter() - START:.0f} s")
 #    resolution buy, and what does it cost per step?
 # 6. Freeze everything but the head (a linear probe: optimise `model.head.parameters()` only).
 #    How close does it get to full fine-tuning?
+
+# %% [markdown]
+# ### What you can now do
+#
+# * Write a training loop from minivit's pieces: `batches`, `resize`, `cross_entropy`, an
+#   optimizer, `clip_grad_norm` and warmup then cosine.
+# * Turn a checkpoint into a model for a new task and resolution, with a new zero-initialised
+#   head and position embeddings interpolated as $E' = M E M^\top$
+#   (`from_pretrained(path, num_classes=K, image_size=S)`).
+# * Fine-tune with the paper's recipe (SGD with momentum, no weight decay, clipping, warmup and
+#   cosine) and compare it with training from scratch on the same images and number of steps.
+# * Fine-tune released ViT-Ti/16 weights (official `.npz` or timm `.safetensors`), or run the
+#   whole recipe on a data set with `python -m minivit.finetune`.
+#
+# ### Further reading
+#
+# * Dosovitskiy et al., "An Image is Worth 16x16 Words", ICLR 2021, arXiv:2010.11929,
+#   Section 3.2 (fine-tuning at a higher resolution) and Section 4.1 (the fine-tuning setup).
+# * Alexander Kolesnikov et al., "Big Transfer (BiT): General Visual Representation Learning",
+#   ECCV 2020, arXiv:1912.11370: pre-training on large data sets, then transfer with few labels.
+# * Andreas Steiner et al., "How to train your ViT? Data, Augmentation, and Regularization in
+#   Vision Transformers", 2021, arXiv:2106.10270: the AugReg checkpoints of section 6, and
+#   pre-training against training from scratch.
+# * Hugo Touvron, Andrea Vedaldi, Matthijs Douze, Hervé Jégou, "Fixing the train-test
+#   resolution discrepancy", NeurIPS 2019, arXiv:1906.06423: why testing or fine-tuning at a
+#   higher resolution helps.

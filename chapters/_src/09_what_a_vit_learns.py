@@ -465,3 +465,27 @@ print(f"chapter run time: {time.perf_counter() - START:.0f} s")
 #    `--low-res-epochs` (16 × 16, then 32 × 32): can you see the interpolation in them?
 # 5. For a checkpoint you fine-tuned in chapter 8, draw the four figures before and after
 #    fine-tuning. Which of them change?
+
+# %% [markdown]
+# ### What you can now do
+#
+# * Compute the four analyses of the paper's Section 4.5 with `minivit.analysis`: the principal
+#   components of the embedding filters, position-embedding similarity, mean attention
+#   distance per head and depth, and attention rollout.
+# * Measure how strongly the patch embedding responds to each principal component of the
+#   image patches.
+# * Write attention rollout from the layers' attention maps.
+# * Compare a trained model with the same architecture at initialisation, and say where a
+#   small CIFAR-10 model departs from the paper's figures, and why.
+# * Draw the same figures for any checkpoint with `python -m minivit.inspect`.
+#
+# ### Further reading
+#
+# * Dosovitskiy et al., "An Image is Worth 16x16 Words", ICLR 2021, arXiv:2010.11929,
+#   Section 4.5, Figures 6 and 7.
+# * Samira Abnar, Willem Zuidema, "Quantifying Attention Flow in Transformers", ACL 2020,
+#   arXiv:2005.00928: attention rollout.
+# * Maithra Raghu, Thomas Unterthiner, Simon Kornblith, Chiyuan Zhang, Alexey Dosovitskiy, "Do
+#   Vision Transformers See Like Convolutional Neural Networks?", NeurIPS 2021,
+#   arXiv:2108.08810: local and global heads, and how the representations compare with a
+#   ResNet's.

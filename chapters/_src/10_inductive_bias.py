@@ -12,7 +12,7 @@
 # A ViT keeps almost none of them. Only the patch cutting is local, and only the patch
 # embedding is shared across positions; attention relates every patch to every other and the
 # position embeddings start blank (chapter 9 showed that the 2-D layout has to be *learned*).
-# The paper's claim (Section 4.2, Figure 3 and 4): with ImageNet-sized data, ResNets beat ViTs
+# The paper's claim (Section 4.3, Figures 3 and 4): with ImageNet-sized data, ResNets beat ViTs
 # of similar cost; with 14 M images (ImageNet-21k) they are even; with 300 M (JFT) the ViT wins
 # — "large scale training trumps inductive bias". In between sits the **hybrid**, a ViT whose
 # tokens come from a CNN's feature map.
@@ -354,3 +354,30 @@ print(f"budget used: {len(FRACTIONS) * len(models)} trainings of {STEPS} steps x
 # 5. Few-shot evaluation with a different $\lambda$ ($2^{4}$ … $2^{14}$): which is best for
 #    which model, and why does the bias column carry the constant 100
 #    (`minivit.linear_eval.BIAS_CONSTANT`)?
+
+# %% [markdown]
+# ### What you can now do
+#
+# * Name the inductive biases of a convolution (locality, weight sharing and translation
+#   equivariance) and say which of them a ViT, a hybrid and a CNN build in.
+# * Set up a data-scaling comparison with nested subsets, equal parameters, equal optimizer
+#   steps and one recipe, and read its limits: test-set noise, one seed, a budget that
+#   limits accuracy before the data does.
+# * Evaluate frozen features by few-shot linear evaluation, a closed-form ridge regression to
+#   $\pm 1$ targets.
+# * Say what a CPU-sized experiment can and cannot tell about the paper's claim that
+#   large-scale training trumps inductive bias.
+#
+# ### Further reading
+#
+# * Dosovitskiy et al., "An Image is Worth 16x16 Words", ICLR 2021, arXiv:2010.11929:
+#   Section 3.1 (inductive bias, the hybrid), Section 4.1 (few-shot linear evaluation) and
+#   Section 4.3 (Figures 3 and 4).
+# * Alexander Kolesnikov et al., "Big Transfer (BiT): General Visual Representation Learning",
+#   ECCV 2020, arXiv:1912.11370: the ResNets the paper compares with.
+# * Jean-Baptiste Cordonnier, Andreas Loukas, Martin Jaggi, "On the Relationship between
+#   Self-Attention and Convolutional Layers", ICLR 2020, arXiv:1911.03584: attention with
+#   enough heads can express a convolution.
+# * Hugo Touvron et al., "Training data-efficient image transformers & distillation through
+#   attention", ICML 2021, arXiv:2012.12877: a ViT trained on ImageNet alone, with a stronger
+#   recipe and distillation from a CNN.
