@@ -17,8 +17,8 @@ rank's link, in 2 (N - 1) steps of n / N: one flat buffer a step, not one messag
 so the latency is paid 2 (N - 1) times a step rather than that many times per parameter. Without
 mpi4py, or in a process not started by mpiexec, the world is one process and nothing changes.
 
-On GPUs, each process uses the GPU of its rank on its machine, and the all-reduce goes GPU to
-GPU through NCCL (what PyTorch's DistributedDataParallel uses), its communicator's unique id
+On GPUs, each process uses GPU (its rank on its machine) % (the GPUs it sees), never one that
+another process of its machine uses, and the all-reduce goes GPU to GPU through NCCL (what PyTorch's DistributedDataParallel uses), its communicator's unique id
 sent from rank 0 by MPI; without NCCL, through host memory by MPI.
 """
 import hashlib
@@ -44,9 +44,9 @@ class World:
         self.comm = comm
         self.rank = comm.Get_rank() if comm is not None else 0
         self.size = comm.Get_size() if comm is not None else 1
-        # this process's rank among those on its own machine (which GPU it takes)
-        self.local_rank = (comm.Split_type(split_type_shared()).Get_rank()
-                           if comm is not None else 0)
+        # the processes on this process's own machine (they share its cores and GPUs)
+        self.machine = comm.Split_type(split_type_shared()) if comm is not None else None
+        self.local_rank = self.machine.Get_rank() if comm is not None else 0
         self.seconds = 0.0  # time spent in allreduce, for the benchmark
         self._nccl = None
 
@@ -77,15 +77,20 @@ class World:
         return self._nccl or None
 
     def gpu(self):
-        """The GPU this process takes: its rank on its machine. Two processes on one GPU are
-        refused (NCCL cannot use one GPU twice)."""
-        count = backend.cupy.cuda.runtime.getDeviceCount()
-        if self.local_rank >= count:
+        """The GPU this process takes: number (rank on its machine) % (GPUs it sees), so a
+        launcher that shows each process its own GPU works too. Two processes of a machine on
+        one GPU (the same PCI bus id) are refused: NCCL cannot use one GPU twice."""
+        runtime = backend.cupy.cuda.runtime
+        count = runtime.getDeviceCount()
+        device = self.local_rank % count
+        buses = self.machine.allgather(runtime.deviceGetPCIBusId(device))
+        if buses.count(buses[self.local_rank]) > 1:
             from minivit.errors import DeviceError
-            raise DeviceError(f"rank {self.rank} is process {self.local_rank + 1} on its machine, "
-                              f"which has {count} GPU(s): start at most {count} processes a "
-                              "machine (mpiexec -ppn)")
-        return self.local_rank
+            raise DeviceError(f"rank {self.rank} would share its GPU ({buses[self.local_rank]}) "
+                              f"with another process on its machine, which has {count} GPU(s): "
+                              f"start at most {count} processes a machine (mpiexec -ppn), or "
+                              "show each process its own GPU (CUDA_VISIBLE_DEVICES)")
+        return device
 
     def nccl_sum(self, array):
         from cupy.cuda import nccl
@@ -132,9 +137,7 @@ class World:
 
     def ranks_on_this_machine(self):
         """How many ranks share this process's machine (they share its cores)."""
-        if self.size == 1:
-            return 1
-        return self.comm.Split_type(split_type_shared()).Get_size()
+        return self.machine.Get_size() if self.machine is not None else 1
 
     def first_rank_first(self, do):
         """do() on rank 0, then on the others (a shared download or cache is made once, by

@@ -140,14 +140,15 @@ def test_the_ring_all_reduce_model():
 
 
 @needs_mpi
-def test_two_ranks_on_the_gpu_code_path_train_as_on_the_cpu(tmp_path):
+@pytest.mark.parametrize("nccl", ["1", "0"], ids=["nccl", "no-nccl"])
+def test_two_ranks_on_the_gpu_code_path_train_as_on_the_cpu(tmp_path, nccl):
     """--device gpu under mpiexec -n 2, on the strict CuPy stand-in: each rank on its own
     (pretend) GPU, the gradients summed through NCCL's allReduce (emulated over MPI by the
     stand-in), dropout from a CuPy generator per shard. The stand-in computes with NumPy, so the
     GPU code path must give the CPU's weights bit for bit: a check of the code path, not of a
-    GPU."""
+    GPU. Without NCCL (a CuPy built without it) the buffer goes through host memory instead."""
     tiny = [*TINY, "--dropout", "0.1", "--out", str(tmp_path)]
-    env = {**os.environ, "STRICT_CUPY_GPUS": "2", "PYTHONPATH": os.pathsep.join(
+    env = {**os.environ, "STRICT_CUPY_GPUS": "2", "STRICT_CUPY_NCCL": nccl, "PYTHONPATH": os.pathsep.join(
         [str(ROOT / "tests" / "strict_cupy"), str(ROOT)])}
     for name, device in (("gpu", ["--device", "gpu"]), ("cpu", ["--threads", "1"])):
         result = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-m", "minivit.train", *tiny,

@@ -253,7 +253,7 @@ assert new.shape == (1, 1 + 8 * 8, 96)
 assert np.allclose(new[:, 1:], by_hand, atol=1e-6) and np.array_equal(new[:, :1], old[:, :1])
 assert np.allclose(new[0, 1:].reshape(8, 8, -1)[::7, ::7], grid[::3, ::3])   # the corners are kept
 
-with tempfile.TemporaryDirectory(prefix="minivit-ch7-") as folder:
+with tempfile.TemporaryDirectory(prefix="minivit-ch08-") as folder:
     path = Path(folder) / "pretrained.npz"
     save_pretrained(pre, path)                               # the official .npz layout
     model = from_pretrained(path, num_classes=5, image_size=32)

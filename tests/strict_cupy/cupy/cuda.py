@@ -12,6 +12,11 @@ class runtime:  # noqa: N801  (a module in CuPy)
         """1 pretend GPU, or as many as STRICT_CUPY_GPUS says (a multi-GPU machine)."""
         return int(os.environ.get("STRICT_CUPY_GPUS", "1"))
 
+    @staticmethod
+    def deviceGetPCIBusId(device):  # noqa: N802  (CuPy's name)
+        """The pretend GPU's bus id: one per device number, the same in every process."""
+        return f"0000:{0x10 + int(device):02x}:00.0"
+
 
 class Device:
     def __init__(self, device=None):
@@ -39,8 +44,9 @@ def get_current_stream():
 
 
 class nccl:  # noqa: N801  (a module in CuPy)
-    """cupy.cuda.nccl: a communicator whose allReduce sums through MPI."""
-    available = True
+    """cupy.cuda.nccl: a communicator whose allReduce sums through MPI (STRICT_CUPY_NCCL=0: a
+    CuPy built without NCCL, which minivit answers by summing through host memory)."""
+    available = os.environ.get("STRICT_CUPY_NCCL", "1") != "0"
     NCCL_SUM, NCCL_FLOAT32, NCCL_FLOAT64 = 0, 7, 8
     DTYPES = {7: np.float32, 8: np.float64}
 
