@@ -149,7 +149,8 @@ def stale(notebook):
     record = nb["metadata"].get("minivit", {}).get("executed_on")
     if not record:
         return ["no record of the code it was executed on (executed before the record existed)"]
-    why = []
+    why = ["executed in fast mode (MINIVIT_FAST=1): rebuild it without --fast"] if nb[
+        "metadata"]["minivit"].get("fast") else []
     for name, digest in record.items():
         path = REPOSITORY / name
         if not path.is_file():

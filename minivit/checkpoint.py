@@ -19,6 +19,7 @@ import json
 import math
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,7 +69,8 @@ def load_arrays(path):
         if "allow_pickle" in str(error):
             error = "it holds a pickled object, and minivit never unpickles a checkpoint"
         raise CheckpointError(f"{path} is not a readable .npz checkpoint ({error})") from None
-    except (zipfile.BadZipFile, OSError, EOFError) as error:
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, RuntimeError,
+            NotImplementedError) as error:  # damaged, encrypted, or compressed in another way
         raise CheckpointError(f"{path} is not a readable .npz checkpoint ({error})") from None
 
 

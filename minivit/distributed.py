@@ -140,13 +140,18 @@ class World:
         return self.machine.Get_size() if self.machine is not None else 1
 
     def first_rank_first(self, do):
-        """do() on rank 0, then on the others (a shared download or cache is made once, by
-        rank 0, before the others read it); returns this rank's result."""
+        """do() on each machine's first rank, then on the others of that machine (a download or a
+        cache is made once a machine, before the others read it; with a shared folder rank 0's
+        is found by the rest); returns this rank's result."""
+        if self.size == 1:
+            return do()
         if self.rank == 0:
             result = do()
-        if self.size > 1:
-            self.comm.Barrier()
-        return result if self.rank == 0 else do()
+        self.comm.Barrier()  # rank 0 first: on a shared folder, the others find its work
+        if self.rank != 0 and self.local_rank == 0:
+            result = do()
+        self.machine.Barrier()  # then each machine's first, before its others
+        return result if self.local_rank == 0 else do()
 
     def abort(self, message):
         """Print `message` and end every rank of the job (no rank is left waiting)."""

@@ -47,9 +47,9 @@ def note_gpu_pool():
 
 
 def peak_memory_mib(device):
-    """The most memory this process has held: its peak resident set (CPU), or the largest size
-    of CuPy's memory pool seen by note_gpu_pool, now included (GPU); 0 where the system cannot
-    say (Windows has no getrusage)."""
+    """The most memory this process has held since it started (as the CPU's peak resident set,
+    whatever ran before): its peak resident set (CPU), or the largest size of CuPy's memory pool
+    seen by note_gpu_pool, now included (GPU); 0 where the system cannot say (no getrusage)."""
     if device == "gpu":
         note_gpu_pool()
         return _gpu_pool_peak / 2 ** 20

@@ -378,7 +378,8 @@ def train_epoch(model, optimizer, images, labels, mean, std, config, epoch, worl
     total_steps, warmup_steps = steps_per_epoch * config.epochs, int(config.warmup_epochs * steps_per_epoch)
     xp = backend.get_array_module(images)
     # a read costs a CPU process nothing (check each step), but a GPU a sync and an MPI job a
-    # second all-reduce: they read every READ_EVERY steps
+    # second all-reduce: on the CPU an MPI job reads every READ_EVERY steps, a GPU only while a
+    # progress bar is drawn (then every READ_EVERY steps), and each at the epoch's end
     read_every = 1 if xp is np and world.size == 1 else READ_EVERY
     model.train()
     seen, sums, start = 0, None, time.perf_counter()

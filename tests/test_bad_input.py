@@ -216,6 +216,11 @@ def fx(tmp_path_factory):
         long_name.type, long_name.size = tarfile.GNUTYPE_LONGNAME, 300 << 20
         f.write(long_name.tobuf(format=tarfile.GNU_FORMAT) + bytes(2 << 20))
     (root / "a_file").write_text("not a folder\n")
+    with zipfile.ZipFile(root / "bad_deflate.npz", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("a.npy", bytes(range(256)) * 64)
+    damaged = bytearray((root / "bad_deflate.npz").read_bytes())
+    damaged[40:60] = b"\xff" * 20  # inside the member's deflate stream
+    (root / "bad_deflate.npz").write_bytes(bytes(damaged))
     image_folder(root / "folder_bomb", png_header(20_000, 20_000))
     with pytest.raises(Image.DecompressionBombError):  # the bomb is one, as PIL sees it
         Image.open(root / "folder_bomb" / "train" / "a" / "x.png")
@@ -330,6 +335,7 @@ CASES = [("train", args, code, culprit) for args, code, culprit in TRAIN] + [
      "{fx}/pickled.npz is not a readable .npz checkpoint (it holds a pickled object"),
     ("evaluate", ["{fx}/huge_shape.npz"], 1, "array 'a' declares shape (100000, 100000)"),
     ("evaluate", ["{fx}/deflate_bomb.npz"], 1, "its members would expand to 67,108,992 bytes in all"),
+    ("evaluate", ["{fx}/bad_deflate.npz"], 1, "{fx}/bad_deflate.npz is not a readable .npz checkpoint"),
     ("evaluate", ["{fx}/many_members.npz"], 1, "its members would expand to 41,943,040 bytes in all"),
     ("evaluate", ["{fx}/overflow_shape.npz"], 1, "array 'a' declares shape"),
     ("evaluate", ["{fx}/no_dataset/last.npz"], 1, "(no 'dataset' in its config)"),

