@@ -60,7 +60,7 @@ class Minivit:
     def evaluation_batch(self):
         """minivit.evaluation.evaluate on one batch of uint8 images, as after every epoch."""
         evaluate(self.model, self.pixels, self.labels, (0.5,) * 3, (0.25,) * 3, self.threads,
-                 batch_size=len(pixels), world=self.world)
+                 batch_size=len(self.pixels), world=self.world)
 
 
 class Torch:
