@@ -322,8 +322,10 @@ print(f"largest |GELU_erf - GELU_tanh| on [-4, 4]: {np.abs(gelu_erf(xs) - gelu_t
 
 # %% [markdown]
 # The two forms differ by less than $5\times10^{-4}$, small but not nothing: to reproduce a
-# checkpoint's outputs to float precision, use the form it was trained with
-# (`ViT(gelu="tanh")` for the JAX ones). Both backward passes pass the check:
+# checkpoint's outputs to float precision, use the form it was trained with: `ViT`'s default
+# is the tanh form (the JAX checkpoints', and on the CPU far cheaper than SciPy's erf),
+# `ViT(gelu="erf")` gives timm's exact one (and a `Block` built on its own defaults to erf).
+# Both backward passes pass the check:
 
 # %%
 x = Tensor(rng.standard_normal((B, N, Din)) * 2, requires_grad=True)   # B N D

@@ -174,7 +174,7 @@ print(inspect.getsource(embed_tokens_solution.embed_tokens))
 
 # %% [markdown]
 # With the position embeddings zeroed, the class token comes out the same (up to float32
-# rounding, ~$10^{-7}$), and every patch token comes out equal to the token of the patch that
+# rounding, ~$10^{-6}$ here), and every patch token comes out equal to the token of the patch that
 # was moved there: the encoder is equivariant, its class-token summary invariant. With
 # position embeddings, the same patch gets a different vector added at a different place, and
 # the outputs change.
@@ -272,13 +272,16 @@ fig.colorbar(image, ax=axes, fraction=0.025, label="cosine similarity")
 plt.show()
 
 # %% [markdown]
-# At initialisation only the diagonal (each patch with itself) stands out. After training,
-# even this short run, every tile is brightest around its own patch and darkest on the far
-# side of the grid: patches of the top rows have similar embeddings, those of the bottom rows
-# too, and the central patches form one bright blob. Nobody told the model that position 9 is
+# At initialisation only the diagonal (each patch with itself) stands out. After two epochs the
+# tiles are no longer noise, and what they show most is one split, centre against border: a
+# central patch's embedding is like the other central patches' and unlike the border ring's, a
+# border patch's like the rest of the border, most of all along its own edge (the tiles of the
+# top row are bright along the top). Nearness shows too: a patch's nearest neighbours are the
+# most similar of all (the curve below, asserted). Nobody told the model that position 9 is
 # below position 1 — the table is 1-D — the data did: neighbouring patches are correlated, and
-# the model gains from knowing which patches are neighbours. (The paper's models, trained for
-# far longer, show sharper tiles, often with bands along the patch's own row and column.)
+# the model gains from knowing which patches are neighbours, and which lie at the border.
+# (The paper's models, trained for far longer, show sharper tiles, often with bands along the
+# patch's own row and column.)
 #
 # The same in one curve: the mean similarity of two positions against their distance on the
 # grid, in patches, rounded to the nearest whole patch.
@@ -288,20 +291,27 @@ rows, cols = np.divmod(np.arange(N), g)
 distance = np.hypot(rows[:, None] - rows[None], cols[:, None] - cols[None])      # N N
 fig, ax = plt.subplots(figsize=(5.5, 3.4))
 bins = np.round(distance)                                                          # N N
+ds = np.unique(bins[distance > 0])
+curves = {}
 for label, t in (("initial", tiles_init), ("trained", tiles)):
     sim = t.reshape(N, N)
-    ds = np.unique(bins[distance > 0])
-    ax.plot(ds, [sim[(bins == d) & (distance > 0)].mean() for d in ds], "o-", ms=4, label=label)
+    curves[label] = [sim[(bins == d) & (distance > 0)].mean() for d in ds]
+    ax.plot(ds, curves[label], "o-", ms=4, label=label)
 ax.axhline(0, color="gray", lw=0.5)
 ax.set(xlabel="distance between the two patches (in patches)", ylabel="mean cosine similarity",
        title="position embeddings: similarity against distance")
 ax.legend(); plt.tight_layout(); plt.show()
+by_distance = np.array(curves["trained"])
+print("trained, mean similarity at distance", "  ".join(f"{d:.0f}: {c:+.2f}" for d, c in zip(ds, by_distance)))
+assert by_distance.argmax() == 0             # the nearest neighbours are the most similar
 
 # %% [markdown]
-# Similarity falls steeply over the first few patches of distance. The small rise at the
-# largest distances comes from the border: the farthest pairs are opposite corners and edges,
-# and the border patches resemble each other — plausibly because CIFAR-10's objects sit mostly
-# in the centre, so all border patches play a similar role (mostly background).
+# Similarity falls steeply over the first few patches of distance, to below zero halfway
+# across the grid, and then rises again, to the second-highest value at the largest distance
+# (the numbers printed above): the farthest pairs are opposite corners and edges, and the
+# border patches resemble each other — plausibly because CIFAR-10's objects sit mostly in the
+# centre, so all border patches play a similar role (mostly background). After two epochs the
+# embeddings say "centre or border" about as loudly as "near or far".
 
 # %% [markdown]
 # ## 4. A bigger grid: interpolating the embeddings

@@ -399,7 +399,9 @@ plt.tight_layout(); plt.show()
 # Two things to read off the curves. The training loss is *above* the test loss although the
 # model has seen the training images: it is measured with label smoothing (whose floor is the
 # dashed line) on augmented images, while the test loss is the plain cross-entropy on clean
-# ones. And after a few epochs the test accuracy is still climbing — this run is far from
+# ones; and it is the mean over the epoch's steps, most of them taken by a worse model than
+# the one the test set sees at the epoch's end (early in training the gap from this alone is
+# large). And after a few epochs the test accuracy is still climbing — this run is far from
 # finished; it stops because our time budget does.
 #
 # **The full run.** `python -m minivit.train --preset cpu-hour` trains the same `C-mini/4` for

@@ -213,15 +213,19 @@ print(f"v_1 carries {100 * share[0]:.0f}% of the pixel variance; gain on v_1: tr
 
 # %% [markdown]
 # The image patches' components are the smooth basis the paper describes: $v_1$ is the patch's
-# overall brightness (three quarters of all pixel variance), then gradients across the patch
+# overall brightness (three quarters of all pixel variance; its 48 entries all have one sign
+# and nearly one size, and it looks green above only because the strip stretches each
+# component to the full range, where its green entries are a little the largest), then gradients across the patch
 # and colour contrasts, then finer checkerboards. At initialisation $E$ responds to all of them
 # about equally. After training the picture is clear: the gain on $v_1$, the brightness, has
 # been turned *down* to well under half; the gradients, edges and colour contrasts of the next
 # two dozen components keep the largest gains (the largest of all on a blue–orange contrast);
 # the finest patterns (the last components, little more than pixel noise) are turned down too. The embedding has learned to pass on the
-# structure inside a patch and to discount what does not help to classify — roughly a
-# whitening of the patches, which the first layer of a CNN also approximates. The paper's
-# filters, trained far longer, show the same preference directly in their principal components.
+# structure inside a patch and to discount what does not help to classify: a *band-pass*, low
+# on the strongest component and on the weakest, high in between. (It is not a whitening, which
+# would give each component a gain in inverse proportion to its spread, the weakest the most.)
+# The paper's filters, trained far longer, show the same preference for the mid-range
+# structure directly in their principal components.
 #
 # ## 3. Position embeddings
 #
@@ -459,8 +463,10 @@ print(f"chapter run time: {time.perf_counter() - START:.0f} s")
 #    they pay to the class token.)
 # 2. Train the same model with `--pool gap` (no class token). Do the position embeddings and
 #    the attention distances look different? Draw the rollout with `cls_tokens=0`.
-# 3. The rollout adds the identity with weight 1 (the residual). Try $\tfrac12 A + \tfrac12 I$
-#    against $A$ alone (no identity): how do the maps change?
+# 3. Each row of $A$ sums to 1, so the rollout's $\operatorname{rownorm}(A + I)$ is
+#    $\tfrac12 A + \tfrac12 I$: the residual weighs as much as attention. Try
+#    $0.9 A + 0.1 I$, and $A$ alone (no identity): how do the maps change, and why does $A$
+#    alone blur them?
 # 4. Plot the similarity of the position embeddings of a model trained with
 #    `--low-res-epochs` (16 × 16, then 32 × 32): can you see the interpolation in them?
 # 5. For a checkpoint you fine-tuned in chapter 8, draw the four figures before and after
