@@ -339,9 +339,12 @@ show_position_embeddings([
 # decay, gradients clipped at global norm 1, a short warmup then cosine decay, no label
 # smoothing. **From scratch**: the
 # same ViT at 32 × 32, freshly initialised, with the recipe that suits training from scratch
-# (AdamW, lr $10^{-3}$, weight decay 0.05, label smoothing 0.1). Both get the same 500 images,
-# the same augmentation, and the same number of steps of the same batch size; we measure the
-# test accuracy of task B along the way (on 1,000 test images; all 5,000 at the end).
+# (AdamW, lr $10^{-3}$, weight decay 0.05, label smoothing 0.1). Two recipes would confound
+# the optimiser with the pre-training, so a third run trains from scratch with the fine-tuning's
+# own recipe (SGD): the gain is measured against the better of the two. All get the same 500
+# images, the same augmentation, and the same number of steps of the same batch size; we
+# measure the test accuracy of task B along the way (on 1,000 test images; all 5,000 at the
+# end).
 
 # %%
 STEPS, BATCH = (300, 50) if not FAST else (20, 25)
@@ -363,9 +366,17 @@ runs["from scratch"] = fit(scratch, optimizer, B["train"], STEPS, BATCH, 1e-3, S
                            label_smoothing=0.1, eval_set=curve_set, eval_every=EVERY)
 print(f"from scratch: {time.perf_counter() - start:.0f} s")
 
-final = {name: accuracy(m, *B["test"]) for name, m in (("fine-tuned", model), ("from scratch", scratch))}
+# the optimiser alone: from scratch again, with the fine-tuning's own recipe (SGD, no smoothing)
+minivit.manual_seed(1)
+scratch_sgd = ViT(image_size=32, num_classes=5, **ARCH)
+optimizer = SGD(scratch_sgd.parameters(), lr=0.03, momentum=0.9)
+runs["from scratch, SGD"] = fit(scratch_sgd, optimizer, B["train"], STEPS, BATCH, 0.03, STEPS // 10,
+                                eval_set=curve_set, eval_every=EVERY)
+
+final = {name: accuracy(m, *B["test"]) for name, m in (
+    ("fine-tuned", model), ("from scratch", scratch), ("from scratch, SGD", scratch_sgd))}
 for name, acc in final.items():
-    print(f"{name:13s}: task-B test accuracy {100 * acc:.1f}% on {len(B['test'][1])} test images")
+    print(f"{name:17s}: task-B test accuracy {100 * acc:.1f}% on {len(B['test'][1])} test images")
 
 # %%
 fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -383,17 +394,19 @@ right.set(xlabel="step", ylabel="accuracy (%)",
 for ax in (left, right):
     ax.grid(alpha=0.3); ax.legend(fontsize=8)
 plt.tight_layout(); plt.show()
-gain = 100 * (final["fine-tuned"] - final["from scratch"])
-print(f"what pre-training bought: {gain:+.1f} percentage points")
+best_scratch = max(final["from scratch"], final["from scratch, SGD"])
+gain = 100 * (final["fine-tuned"] - best_scratch)
+print(f"what pre-training bought, against the better from-scratch run: {gain:+.1f} percentage points; "
+      f"the same SGD recipe from scratch: {100 * (final['fine-tuned'] - final['from scratch, SGD']):+.1f}")
 
 # %% [markdown]
 # What pre-training bought, read off the plot:
 #
 # * **A head start.** At the first evaluation the fine-tuned model is already well ahead: its
-#   features separate dogs from trucks before the new head has learned much. It reaches the
-#   from-scratch model's final test accuracy within about 100 of the 300 steps.
-# * **A higher ceiling.** It ends several points above the model trained from scratch on the
-#   same 500 images, with the same number of steps.
+#   features separate dogs from trucks before the new head has learned much. It passes the
+#   from-scratch models' final test accuracy by step 50 of the 300.
+# * **A higher ceiling.** It ends several points above both models trained from scratch on
+#   the same 500 images, with the same number of steps.
 # * **Faster fitting, and a gap all the same.** The fine-tuned model also fits its training
 #   batches faster (left), and both do markedly better there than on the test set: 500 images
 #   are too few for either to generalise well. Pre-training does not remove the gap; it moves
@@ -494,8 +507,10 @@ print(f"chapter run time: {time.perf_counter() - START:.0f} s")
 #   embeddings, a function on the grid, are resampled bilinearly with the corners aligned,
 #   $E' = M E M^\top$ per feature; the class token's is kept.
 # * Pre-training on *other* classes at a *lower* resolution, with 50× more images, beat training
-#   from scratch on 100 labels per class, by about seven points in this run (one seed): that is
-#   the transfer the paper scales up to 300 M images.
+#   from scratch on 100 labels per class by about seven points in this run (one seed), against
+#   the better of the two from-scratch recipes (AdamW with smoothing; with the fine-tuning's own
+#   SGD recipe, training from scratch did a little worse still): the optimiser does not explain
+#   the gain. That is the transfer the paper scales up to 300 M images.
 #
 # ## Exercises
 #
