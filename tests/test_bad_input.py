@@ -175,6 +175,7 @@ def fx(tmp_path_factory):
                                             if k != "num_classes"})
     variant("short_rows", metrics=[{"epoch": 1}])
     variant("no_metrics", metrics=None)  # and no metrics.csv beside it
+    variant("two_rows", metrics=checkpoint.metrics * 2)  # a record of 2 epochs at epoch 1
     (root / "empty").mkdir()
     (root / "not_zip").mkdir()
     (root / "not_zip" / "last.npz").write_text("this is not a zip file\n")
@@ -293,6 +294,7 @@ TRAIN = [
     (["--resume", "{fx}/unknown_key"], 1, "has an option 'colour' that minivit.train does not know"),
     (["--resume", "{fx}/short_rows"], 1, "metrics is not a list of rows of numbers, each with epoch"),
     (["--resume", "{fx}/no_metrics"], 1, "metrics.csv cannot be read"),
+    (["--resume", "{fx}/two_rows", "--epochs", "3"], 1, "is at epoch 1, but its record has 2 epochs"),
     (["--dataset", "cifar10:{fx}/long_name.tar"], 1, "has a member header of 314,572,800 bytes"),
     (["--resume", "{fx}/wrong_type"], 1, "option 'epochs' should be an int, not 'many'"),
     (["--resume", "{fx}/zero_batch"], 1, "option 'batch_size' must be at least 1, not 0"),
