@@ -4,8 +4,8 @@ The archive named by the environment variable MINIVIT_CIFAR10_ARCHIVE (any copy 
 cifar-10-python.tar.gz), else data/cifar-10-python.tar.gz at the repository root, as
 `python -m minivit.train` finds it; unpacked into MINIVIT_DATA_DIR (default: that data/). In
 fast mode (MINIVIT_FAST=1, as the tests run the chapters) it is not looked for. Chapter 6's
-data cell calls `download_cifar10()`, minivit's checked download (MD5), when no copy is at
-hand. A chapter without CIFAR-10 falls back to the 8x8 digits and says so, loudly; one that
+data cell asks for minivit's checked download (MD5) when no copy is at hand
+(`cifar10_or_digits(download=True)`). A chapter without CIFAR-10 falls back to the 8x8 digits and says so, loudly; one that
 found a copy other than the official archive says that too.
 """
 import os
@@ -38,27 +38,16 @@ def find_cifar10():
     return name, data
 
 
-def download_cifar10():
-    """Download CIFAR-10 into DATA_DIR with minivit's checked download, unless a copy is at
-    hand; offline, say so loudly (the chapters then fall back to the digits)."""
-    if FAST:
-        print("fast mode: not downloading CIFAR-10")
-        return
+def cifar10_or_digits(download=False):
+    """(load_dataset name, Dataset): CIFAR-10 if it is at hand (or, with download=True and no copy
+    at hand, downloaded with minivit's checked download), else the digits, saying so loudly."""
     name, data = find_cifar10()
-    if data is not None:
-        print(f"CIFAR-10 is at hand ({name}): nothing to download")
-        return
-    try:
-        load_dataset("cifar10", data_dir=DATA_DIR, download=True)
-        print(f"CIFAR-10 downloaded into {DATA_DIR} (MD5 checked)")
-    except DataError as error:
-        print(f"!!! CIFAR-10 could not be downloaded ({error}): the chapters that train on it "
-              "will use the 8x8 digits instead")
-
-
-def cifar10_or_digits():
-    """(load_dataset name, Dataset): CIFAR-10 if it is at hand, else the digits, saying so."""
-    name, data = find_cifar10()
+    if data is None and download and not FAST:
+        try:
+            name, data = "cifar10", load_dataset("cifar10", data_dir=DATA_DIR, download=True)
+            print(f"CIFAR-10 downloaded into {DATA_DIR} (MD5 checked)")
+        except DataError as error:
+            print(f"!!! CIFAR-10 could not be downloaded ({error})")
     if data is None:
         print("=> FALLING BACK to the 8x8 digits: the results below are for the digits, "
               "not CIFAR-10")

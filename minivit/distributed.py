@@ -18,8 +18,9 @@ so the latency is paid 2 (N - 1) times a step rather than that many times per pa
 mpi4py, or in a process not started by mpiexec, the world is one process and nothing changes.
 
 On GPUs, each process uses GPU (its rank on its machine) % (the GPUs it sees), never one that
-another process of its machine uses, and the all-reduce goes GPU to GPU through NCCL (what PyTorch's DistributedDataParallel uses), its communicator's unique id
-sent from rank 0 by MPI; without NCCL, through host memory by MPI.
+another process of its machine uses, and the all-reduce goes GPU to GPU through NCCL (what
+PyTorch's DistributedDataParallel uses), its communicator's unique id sent from rank 0 by MPI;
+without NCCL, through host memory by MPI.
 """
 import hashlib
 import os

@@ -327,9 +327,8 @@ def setup(config, run_dir, resume, world):
     checkpoint = read_training(os.path.join(run_dir, "last.npz")) if resume else None
     trained_by = checkpoint.config.get("processes", 1) if checkpoint else world.size
     if trained_by != world.size:  # the processes decide the shards, and so the run
-        launch = f"mpiexec -n {trained_by} python" if trained_by > 1 else "python"
         raise ConfigError(f"{run_dir} was trained by {trained_by} process(es), not {world.size}: "
-                          f"resume it with `{launch} -m minivit.train --resume {run_dir}`")
+                          f"resume it with `{resume_command(run_dir, trained_by)}`")
     minivit.manual_seed(config.seed)
     if checkpoint:  # at the resolution it was saved at
         model = from_training_checkpoint(checkpoint)
@@ -674,6 +673,12 @@ def epoch_line(row, epochs):
             f"{row['images_per_second']:.0f} img/s")
 
 
+def resume_command(run_dir, processes):
+    """The command that continues the run in `run_dir`, trained by `processes` processes."""
+    launch = f"mpiexec -n {processes} python" if processes > 1 else "python"
+    return f"{launch} -m minivit.train --resume {run_dir}"
+
+
 def resumed_config(run_dir, given, other_flags=()):
     """The config of the run in `run_dir`, with the flags `given` that a resumed run may change
     (RESUMABLE) applied; the others, and `other_flags` (--preset, --name, --overwrite: a run
@@ -717,9 +722,7 @@ def main(argv=None):
 
     def interrupted():
         if run_dir and os.path.exists(os.path.join(run_dir, "last.npz")):
-            size = distributed.world().size
-            launch = f"mpiexec -n {size} python" if size > 1 else "python"
-            return f"stopped; continue with: {launch} -m minivit.train --resume {run_dir}"
+            return f"stopped; continue with: {resume_command(run_dir, distributed.world().size)}"
         return "stopped before the first epoch ended: nothing to resume"
 
     return cli.run(start, interrupted=interrupted)

@@ -52,7 +52,7 @@ from minivit.pretrained import from_pretrained
 from minivit.evaluation import evaluate
 from minivit.train import TrainConfig, train
 
-from find_data import DATA_DIR, FAST, cifar10_or_digits, download_cifar10  # chapters/find_data.py
+from find_data import DATA_DIR, FAST, cifar10_or_digits  # chapters/find_data.py
 
 plt.rcParams.update({"figure.dpi": 80, "savefig.dpi": 80})
 np.set_printoptions(precision=3, suppress=True, linewidth=110)
@@ -87,17 +87,14 @@ check("embed_tokens", embed_tokens)
 # We use CIFAR-10 (32 × 32 colour images, 10 classes) when it is at hand: from the archive named
 # by the environment variable `MINIVIT_CIFAR10_ARCHIVE`, or from `data/cifar-10-python.tar.gz`
 # at the repository root (as `python -m minivit.train` finds it). Where there is none, the
-# first cell below downloads it (170 MB, MD5-checked) when the machine is online. Without it —
+# cell below downloads it (170 MB, MD5-checked) when the machine is online. Without it —
 # and always in fast mode, which the tests use — the chapter falls back to scikit-learn's 8 × 8
 # handwritten digits, which are always there, and says so below. The committed outputs came
-# from a copy of CIFAR-10 rebuilt from JPEG files (the next cell's note says so when it finds
+# from a copy of CIFAR-10 rebuilt from JPEG files (its note says so when it finds
 # one): accuracies on the official data differ by about a point.
 
 # %%
-download_cifar10()  # only when no copy is at hand: 170 MB from the official site, MD5 checked
-
-# %%
-DATASET, data = cifar10_or_digits()
+DATASET, data = cifar10_or_digits(download=True)  # only with no copy at hand: 170 MB, MD5 checked
 CIFAR = DATASET.startswith("cifar10")
 C, S = data.train_images.shape[1:3]                       # channels, image side
 PATCH = 4 if CIFAR else 2                                 # 32 px -> 8 x 8 grid, 8 px -> 4 x 4

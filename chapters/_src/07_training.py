@@ -59,7 +59,7 @@ print("fast mode:", FAST)
 # CIFAR-10: 50,000 training and 10,000 test images of 32 × 32 pixels in 10 classes. We use it
 # when it is at hand: from the archive named by the environment variable
 # `MINIVIT_CIFAR10_ARCHIVE`, or from `data/cifar-10-python.tar.gz` at the repository root (as
-# `python -m minivit.train` finds it), or downloaded by chapter 6's first data cell. Without
+# `python -m minivit.train` finds it), or downloaded by chapter 6's data cell. Without
 # it — and always in fast mode, which the tests use — it falls back to scikit-learn's 8 × 8
 # handwritten digits, and says so below. The committed outputs came from a copy rebuilt from
 # JPEG files (the note below says so), within about a point of the official data.

@@ -154,9 +154,9 @@ def profile_step(runner, steps=3):
 
 def count(runner):
     """{'train step': ..., 'forward': ..., 'evaluation': ...}: the stand-in's totals for one call
-    of each (after one untimed call, which fills the caches), and the lines of minivit that ask most of the device. (The
-    whole step of minivit.train, batch loading and augmentation included, is counted and pinned
-    by tests/test_gpu_budgets.py.)"""
+    of each (after one untimed call, which fills the caches), and the lines of minivit that ask
+    most of the device. (The whole step of minivit.train, batch loading and augmentation
+    included, is counted and pinned by tests/test_gpu_budgets.py.)"""
     ledger = getattr(backend.cupy, "counts", None)
     if runner.xp is np or ledger is None:
         raise ConfigError("--count needs --device gpu on the strict CuPy stand-in: "
