@@ -1,7 +1,7 @@
 """GPU checks that tests/ lacks: CPU-vs-GPU float32 agreement of whole models, dropout, optimizers,
 clipping, checkpoints, evaluate, resize, predict, analysis, pretrained I/O, linear_eval, fancy-index
 backward, GPU run determinism and exact resume, and a per-phase timing of one training step.
-Each check prints PASS/FAIL and the run goes on.  Run from the project root:  python3 tools/gpu/gpu_smoke.py
+Each check prints PASS/FAIL and the run goes on.  Run from the project root:  python3 tools/gpu/gpu_smoke.py [CHECK ...] [--skip=CHECK]
 (It runs on the strict CuPy stand-in too, PYTHONPATH=tests/strict_cupy: a check of its calls,
 never a GPU result.)
 """
@@ -362,9 +362,10 @@ def main():
     if not minivit.gpu_available():
         print("FAIL no GPU visible to minivit")
         return 1
-    only = set(sys.argv[1:])
+    skip = {a[len("--skip="):] for a in sys.argv[1:] if a.startswith("--skip=")}
+    only = set(sys.argv[1:]) - {f"--skip={name}" for name in skip}
     for fn in CHECKS:
-        if only and fn.__name__ not in only:
+        if (only and fn.__name__ not in only) or fn.__name__ in skip:
             continue
         start = time.perf_counter()
         try:
