@@ -61,3 +61,21 @@ def test_bench_counts_a_step_without_a_sync():
     assert step["syncs"] == 0 and step["copies"] == 0 and 0 < step["ops"] < 1000
     assert counts["forward"]["syncs"] == 0
     assert counts["evaluation"]["syncs"] == 2 and counts["evaluation"]["copies"] <= 1
+
+
+def test_the_gpu_visits_smoke_checks_pass_on_the_stand_in():
+    """tools/gpu/gpu_smoke.py is what a session with a GPU runs first (issue #18); run here on
+    the stand-in (all but its timing, minutes on NumPy), it cannot rot unseen between visits."""
+    root = Path(__file__).resolve().parent.parent
+    smoke = root / "tools" / "gpu" / "gpu_smoke.py"
+    source = smoke.read_text()
+    names = [line.split("(")[0][4:] for line in source.splitlines()
+             if line.startswith("def ") and "\n@check\n" + line in source]
+    checks = [name for name in names if name != "step_time_breakdown_gpu_preset"]
+    assert len(checks) >= 8, names
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(STRICT_CUPY), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    result = subprocess.run([sys.executable, str(smoke), *checks], capture_output=True,
+                            text=True, env=env, timeout=600, cwd=root)
+    assert result.returncode == 0 and "smoke: all passed" in result.stdout, result.stdout[-3000:]
+    assert result.stdout.count("PASS ") == len(checks)
