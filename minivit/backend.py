@@ -105,19 +105,24 @@ def use_generator(generator, xp=np):
         _this_thread.generators = generators
 
 
-def fused(function):
-    """An elementwise formula on arrays, run as one fused kernel on the GPU (cupy.fuse) and as
-    the plain Python function on NumPy arrays: the same math on both devices, tested on the CPU.
-    The function may use only arithmetic operators (they dispatch on any array)."""
+def fused(formula):
+    """An elementwise formula, `formula(xp, *arrays)`, run as one fused kernel on the GPU
+    (cupy.fuse) and as the plain Python function on NumPy: the same math on both devices, tested
+    on the CPU. It may use operators, xp's elementwise functions (xp.tanh) and in-place updates
+    of its own intermediates (which keep the NumPy path in a few buffers); never a reduction, a
+    shape, an index, or an in-place update of an input."""
     kernels = {}
 
-    @functools.wraps(function)
+    @functools.wraps(formula)
     def run(*args):
         xp = get_array_module(*args)
         if xp is np:
-            return function(*args)
+            return formula(np, *args)
         if xp not in kernels:
-            kernels[xp] = xp.fuse(function)
+            def kernel(*arrays):
+                return formula(xp, *arrays)
+            kernel.__name__ = formula.__name__
+            kernels[xp] = xp.fuse(kernel)
         return kernels[xp](*args)
     return run
 

@@ -76,7 +76,7 @@ class Optimizer:
 
 
 @fused
-def sgd_update(p, g, velocity, scale, momentum, weight_decay, lr):
+def sgd_update(xp, p, g, velocity, scale, momentum, weight_decay, lr):
     g = g * scale + weight_decay * p
     velocity = velocity * momentum + g
     return p - lr * velocity, velocity
@@ -98,12 +98,12 @@ class SGD(Optimizer):
 
 
 @fused
-def adamw_update(p, g, m, v, scale, b1, b2, decay, step_size, bias2, eps):
+def adamw_update(xp, p, g, m, v, scale, b1, b2, decay, step_size, bias2, eps):
     g = g * scale
     m = m * b1 + (1 - b1) * g
     v = v * b2 + (1 - b2) * g * g
     p = p - decay * p
-    return p - step_size * m / ((v / bias2) ** 0.5 + eps), m, v  # ** 0.5: sqrt, in any module
+    return p - step_size * m / (xp.sqrt(v / bias2) + eps), m, v
 
 
 class AdamW(Optimizer):

@@ -55,8 +55,12 @@ def test_a_training_step_of_the_gpu_preset_stays_within_its_budget(gpu_preset, c
     assert totals["syncs"] == 1            # the loss and accuracy, read once at the epoch's end
     assert totals["copies"] <= STEPS       # at most one host-to-device copy a batch
     assert totals["ops"] / STEPS < 1000
-    fused = sum(n for line, n in counts.ops.items() if line.startswith("minivit/backend.py:"))
-    assert fused == STEPS * len(model.parameters())  # AdamW: one fused kernel per parameter
+    blocks, norms = len(model.blocks), 2 * len(model.blocks) + 1
+    assert counts.kernels == {                     # fused kernels (backend.fused), per step:
+        "adamw_update": STEPS * len(model.parameters()),   # one per parameter
+        "tanh_gelu": STEPS * blocks, "tanh_gelu_backward": STEPS * blocks,
+        "normalize": STEPS * norms, "layernorm_backward": STEPS * norms,
+        "softmax_backward_formula": STEPS * blocks}
 
 
 def test_an_evaluation_batch_stays_within_its_budget(gpu_preset, capsys):

@@ -106,17 +106,20 @@ FUSED_AND_COMPOSED = [
 ]
 
 
+@pytest.mark.parametrize("dtype, tolerance", [(np.float32, 1e-5), (np.float64, 1e-12)])
 @pytest.mark.parametrize("fused, composed_fn, shapes", FUSED_AND_COMPOSED)
-def test_fused_matches_composed(fused, composed_fn, shapes, device, xp):
-    """Two independent derivations of the same layer agree to float32 rounding."""
+def test_fused_matches_composed(fused, composed_fn, shapes, dtype, tolerance, device, xp):
+    """Two independent derivations of the same layer agree to rounding, in float32 and float64
+    (on a GPU, and on the stand-in, the fused ops run their `backend.fused` formulas)."""
     results = []
     for fn in (fused, composed_fn):
-        inputs = [t.to(dtype=np.float32) for t in tensors(device, *shapes, seed=1)]
+        inputs = [t.to(dtype=dtype) for t in tensors(device, *shapes, seed=1)]
         out = fn(*inputs)
-        out.backward(xp.asarray(np.random.default_rng(2).standard_normal(out.shape)))
+        out.backward(xp.asarray(np.random.default_rng(2).standard_normal(out.shape), dtype=dtype))
         results.append([out.numpy()] + [to_device(t.grad, "cpu") for t in inputs])
     for fused_array, composed_array in zip(*results):
-        np.testing.assert_allclose(fused_array, composed_array, rtol=1e-4, atol=1e-5)
+        assert fused_array.dtype == dtype
+        np.testing.assert_allclose(fused_array, composed_array, rtol=10 * tolerance, atol=tolerance)
 
 
 def test_gelu_forms_differ_by_the_known_amount():

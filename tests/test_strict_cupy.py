@@ -1,4 +1,6 @@
 """The strict CuPy stand-in is as strict as CuPy where minivit's GPU path depends on it."""
+import re
+
 import numpy as np
 import pytest
 
@@ -45,10 +47,33 @@ def test_fused_counts_once_and_matches_numpy(strict_cupy):
     from minivit.backend import fused
 
     @fused
-    def axpy(a, x, y):
-        return a * x * x + y
+    def axpy(xp, a, x, y):
+        z = xp.exp(x)
+        z *= a
+        return z + y
     x, y = np.arange(4.0), np.ones(4)
     strict_cupy.counts.reset()
     out = axpy(2.0, strict_cupy.asarray(x), strict_cupy.asarray(y))
     assert strict_cupy.counts.totals()["ops"] == 1
+    assert strict_cupy.counts.kernels == {"axpy": 1}
     np.testing.assert_array_equal(out.get(), axpy(2.0, x, y))
+
+
+@pytest.mark.parametrize("body, message", [
+    (lambda xp, x: x.sum(axis=-1), "sum is not elementwise"),
+    (lambda xp, x: xp.einsum("i,i->", x, x), "einsum is not elementwise"),
+    (lambda xp, x: x * x.shape[0], "shape is not elementwise"),
+    (lambda xp, x: x[1:], "indexing is not elementwise"),
+    (lambda xp, x: x @ x, "@ is not elementwise"),
+    (lambda xp, x: xp.exp(x, out=x), "(out=...) is not elementwise"),
+    (lambda xp, x: x.__imul__(2.0), "may not update an input in place"),
+    (lambda xp, x: 1.0, "returned <class 'float'>"),
+])
+def test_a_fused_function_may_do_only_what_cupy_fuse_can_trace(strict_cupy, body, message):
+    """cupy.fuse traces the function on proxies that refuse all but elementwise work; the
+    stand-in refuses the same, so a formula that would fail on a GPU fails in CI."""
+    from minivit.backend import fused
+    with pytest.raises(TypeError, match=re.escape(message)):
+        fused(body)(strict_cupy.asarray(np.arange(3.0)))
+
+

@@ -287,12 +287,15 @@ print(inspect.getsource(gelu_solution.GELU.backward))
 
 # %% [markdown]
 # minivit's own `GELU` computes exactly this, with its operations done in place to allocate
-# fewer temporary arrays:
+# fewer temporary arrays. Its tanh form is a function decorated `@fused` (`minivit/backend.py`):
+# on NumPy it runs as the plain Python it is, on a GPU `cupy.fuse` compiles the whole chain into
+# one kernel, so the formula is written once and tested here, on the CPU:
 
 # %%
-from minivit.ops.gelu import GELU
+from minivit.ops.gelu import GELU, tanh_gelu_backward
 
 print(inspect.getsource(GELU.backward))
+print(inspect.getsource(tanh_gelu_backward))
 
 # %%
 def gelu_erf(x): return x * 0.5 * (1 + erf(x / math.sqrt(2)))

@@ -1,5 +1,5 @@
 """Softmax along one axis (the last by default).  Shapes: x any -> y the same."""
-from minivit.backend import get_array_module
+from minivit.backend import fused, get_array_module
 from minivit.engine import Function
 
 
@@ -9,9 +9,16 @@ def softmax_array(x, axis=-1):
     return e / e.sum(axis=axis, keepdims=True)
 
 
+@fused
+def softmax_backward_formula(xp, y, grad, dot):
+    dx = grad - dot
+    dx *= y
+    return dx
+
+
 def softmax_backward_array(y, grad, axis=-1):
     """dy_i/dx_j = y_i (delta_ij - y_j), so dx_j = y_j (g_j - sum_i g_i y_i)."""
-    return y * (grad - (grad * y).sum(axis=axis, keepdims=True))
+    return softmax_backward_formula(y, grad, (grad * y).sum(axis=axis, keepdims=True))
 
 
 class Softmax(Function):

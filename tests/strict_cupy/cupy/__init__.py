@@ -64,9 +64,11 @@ def _is_view(result, inputs):
         isinstance(a, np.ndarray) and np.may_share_memory(result, a) for a in inputs)
 
 
-def _run(function, args, kwargs, out=None, owner=None):
+def _run(function, args, kwargs, out=None, owner=None, elementwise=False):
     """Call a NumPy function (or a method of the array `owner`) on unwrapped arguments and wrap
     its result, counting one operation unless the result is a view of an input."""
+    if not elementwise or out is not None:
+        _not_in_fuse(getattr(function, "__name__", "this operation") + ("(out=...)" if out is not None else ""))
     raw_args = [_unwrap(a) for a in args]
     raw_kwargs = {k: _unwrap(v) for k, v in kwargs.items()}
     result = function(*raw_args, **raw_kwargs)
@@ -130,7 +132,7 @@ class ndarray:
         return format(self._a.item() if self._a.ndim == 0 else self._a, spec)
 
     # --- what it is ---------------------------------------------------------------------------------
-    shape = property(lambda self: self._a.shape)
+    shape = property(lambda self: _not_in_fuse("shape") or self._a.shape)
     dtype = property(lambda self: self._a.dtype)
     ndim = property(lambda self: self._a.ndim)
     size = property(lambda self: self._a.size)
@@ -174,12 +176,14 @@ class ndarray:
         return parts if isinstance(index, tuple) else parts[0]
 
     def __getitem__(self, index):
+        _not_in_fuse("indexing")
         result = self._a[self._index(index)]
         if not np.may_share_memory(result, self._a):
             counts.op()
         return _wrap(result)
 
     def __setitem__(self, index, value):
+        _not_in_fuse("indexing")
         self._a[self._index(index)] = _unwrap(value)
         counts.op()
 
@@ -192,6 +196,10 @@ class ndarray:
                 return NotImplemented
             a, b = (_unwrap(other), self._a) if reflected else (self._a, _unwrap(other))
             counts.op()
+            if "matmul" in name:
+                _not_in_fuse("@")
+            if inplace and _FUSING and any(self is x for x in _FUSING[-1]):
+                raise TypeError("cupy.fuse: a fused function may not update an input in place")
             if inplace:
                 getattr(self._a, name)(b)
                 return self
@@ -265,13 +273,36 @@ def get_array_module(*args):
     return sys.modules[__name__] if any(isinstance(a, ndarray) for a in args) else np
 
 
+_FUSING = []  # the inputs of each fused function now running (a stack)
+
+
+def _not_in_fuse(what):
+    if _FUSING:
+        raise TypeError(f"cupy.fuse: {what} is not elementwise; a fused function may use only "
+                        "operators, ufuncs and in-place updates of its own intermediates")
+
+
 def fuse(*args, **kwargs):
     """cupy.fuse: the function's elementwise chain as one kernel. Here it runs the function
-    itself, its operations counted as one."""
+    itself, its operations counted as one, and refuses what cupy.fuse cannot trace: a reduction
+    or any other non-elementwise function, a shape, indexing, `out=`, an in-place update of an
+    input, and inputs or outputs that are not device arrays or scalars."""
     def decorate(function):
         def fused(*inputs):
-            with counts.as_one():
-                return function(*inputs)
+            for x in inputs:
+                if not isinstance(x, (ndarray, int, float, bool, np.generic)):
+                    raise TypeError(f"cupy.fuse: unsupported input {type(x)}")
+            counts.kernels[function.__name__] += 1
+            _FUSING.append(inputs)
+            try:
+                with counts.as_one(function.__name__):
+                    result = function(*inputs)
+            finally:
+                _FUSING.pop()
+            for y in result if isinstance(result, tuple) else (result,):
+                if not isinstance(y, ndarray):
+                    raise TypeError(f"cupy.fuse: {function.__name__} returned {type(y)}, not an array")
+            return result
         return fused
     if len(args) == 1 and callable(args[0]) and not kwargs:
         return decorate(args[0])
@@ -325,9 +356,11 @@ class ufunc:
 
     def __call__(self, *args, **kwargs):
         out = kwargs.get("out")
-        return _run(self._ufunc, args, kwargs, out if isinstance(out, ndarray) else None)
+        return _run(self._ufunc, args, kwargs, out if isinstance(out, ndarray) else None,
+                    elementwise=True)
 
     def __getattr__(self, name):
+        _not_in_fuse(f"ufunc.{name}")
         if name not in ("at", "reduce", "accumulate", "outer", "reduceat"):
             raise AttributeError(f"cupy.ufunc has no attribute {name!r}")
         method = getattr(self._ufunc, name)

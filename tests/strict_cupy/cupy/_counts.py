@@ -23,14 +23,15 @@ def site():
 
 
 class Counts:
-    """ops: array-producing operations; syncs: device-to-host reads; copies: host-to-device."""
+    """ops: array-producing operations; syncs: device-to-host reads; copies: host-to-device;
+    kernels: calls of each fused function, by its name."""
 
     def __init__(self):
-        self.ops, self.syncs, self.copies = (collections.Counter() for _ in range(3))
+        self.ops, self.syncs, self.copies, self.kernels = (collections.Counter() for _ in range(4))
         self._fused = 0
 
     def reset(self):
-        for counter in (self.ops, self.syncs, self.copies):
+        for counter in (self.ops, self.syncs, self.copies, self.kernels):
             counter.clear()
 
     def op(self):
@@ -44,10 +45,10 @@ class Counts:
         self.copies[site()] += 1
 
     @contextlib.contextmanager
-    def as_one(self):
-        """Inside, operations are not counted; the block counts as one (a fused kernel)."""
+    def as_one(self, name):
+        """Inside, operations are not counted; the block counts as one (a fused kernel, named)."""
         if not self._fused:
-            self.ops[site()] += 1
+            self.ops[f"{site()} ({name})"] += 1
         self._fused += 1
         try:
             yield
