@@ -14,7 +14,7 @@
 #
 # 1. write an expression as a **computational graph**,
 # 2. see why the gradients must be computed in **reverse topological order**,
-# 3. build a tiny scalar autograd engine (about 40 lines) and check it against finite
+# 3. build a tiny scalar autograd engine (about 50 lines of code) and check it against finite
 #    differences,
 # 4. do the same with `minivit.Tensor`, the engine the rest of the book uses, and look at the
 #    graph it records, and
@@ -86,7 +86,7 @@ print("fast mode:", FAST)
 # already been processed.
 
 # %% [markdown]
-# ## 2. A scalar autograd engine in 40 lines
+# ## 2. A scalar autograd engine in about 50 lines
 #
 # A `Value` holds a number, its gradient, the values it was computed from, and a small closure
 # `backward_step` that knows the local derivatives of the operation that made it: it adds
@@ -344,8 +344,8 @@ draw_graph(*tensor_graph(L, {id(a): "a", id(b): "b", id(c): "c", id(L): "L"}),
 
 # %% [markdown]
 # Only leaves keep their `.grad`; intermediate gradients live just long enough to be passed on
-# (in `Tensor.backward`, the dictionary `grads` holds them and pops each one when its node is
-# processed), which is what keeps memory in check for a deep network.
+# (in `minivit.engine.leaf_gradients`, which `Tensor.backward` calls, the dictionary `grads`
+# holds them and pops each one when its node is processed), which is what keeps memory in check for a deep network.
 #
 # ### Arrays: a layer and its gradients
 #

@@ -66,7 +66,7 @@ print("fast mode:", FAST)
 # $h \approx \varepsilon^{1/3}$:
 #
 # * float64: $h \approx 10^{-5}$–$10^{-6}$, error $\approx 10^{-10}$;
-# * float32: $h \approx 10^{-2}$–$10^{-3}$, error only $\approx 10^{-4}$ at best.
+# * float32: $h \approx 10^{-2}$–$10^{-3}$, error only $\approx 10^{-5}$ at best (a lucky $h$ may reach $10^{-6}$).
 #
 # The plot shows both effects for $f(x) = e^x \sin x$ at $x = 1$.
 
@@ -348,8 +348,9 @@ for form in ("erf", "tanh"):
 #
 # ### Your turn: LayerNorm's backward
 #
-# minivit's `LayerNorm` op below keeps $\hat x$ (`self.xhat`, `... D`) and $r$ (`self.r`,
-# `... 1`) from the forward. Write `backward`, returning $(\bar x, \bar\gamma, \bar\beta)$ of
+# The `LayerNorm` op below (minivit's, simplified: minivit's keeps the variance and recomputes
+# $r$ in its fused backward) keeps $\hat x$ (`self.xhat`, `... D`) and $r$ (`self.r`, `... 1`)
+# from the forward. Write `backward`, returning $(\bar x, \bar\gamma, \bar\beta)$ of
 # shapes `(... D)`, `(D)`, `(D)`. $\gamma$ and $\beta$ are shared by every row, so their gradients
 # sum a per-row quantity over the rows. $\bar x$ is the real exercise: $\mu$ and $\sigma^2$
 # depend on every $x_i$ of the row, so each $x_i$ reaches every $\hat x_j$. With
@@ -467,7 +468,8 @@ class LayerNormForgetsTheMean(LayerNorm):
 
     def backward(self, grad):
         _, dgamma, dbeta = super().backward(grad)
-        return self.r * grad * self.inputs[1].data, dgamma, dbeta
+        r = 1 / np.sqrt(self.variance + self.eps)            # ... 1, kept by the forward as variance
+        return r * grad * self.inputs[1].data, dgamma, dbeta
 
 
 try:
@@ -620,13 +622,14 @@ ax.set_xlabel("forward + backward, ms (float32, B N D = 32 65 192)")
 ax.legend(fontsize=8); plt.tight_layout(); plt.show()
 
 # %% [markdown]
-# On a CPU the times are close, and can go either way: NumPy spends most of the time streaming
-# arrays through memory in either version, and a composed chain of simple ops is not much worse
-# than a fused one that also makes several passes. (The numbers above are from the machine that
-# executed this notebook.) The robust differences are the number of nodes — each a set of
+# On this CPU the fused GELUs are faster than their composed chains, and the two LayerNorms
+# are about even (the times printed above, from the machine that executed this notebook; they
+# move from run to run). NumPy spends much of the time streaming arrays through memory in
+# either version, and a fused op that still makes several passes over its arrays saves less
+# than its node count suggests. The robust differences are the number of nodes — each a set of
 # intermediate arrays held until backward — and, on a GPU, the number of kernel launches. The
-# bigger payoff of fusion comes with attention in the next chapter, where the composed version
-# materialises several `B H N N` arrays.
+# bigger saving in *memory* comes with attention in the next chapter, where the composed
+# version materialises several `B H N N` arrays.
 #
 # ## Summary
 #
@@ -660,7 +663,8 @@ ax.legend(fontsize=8); plt.tight_layout(); plt.show()
 # 3. RMSNorm drops the mean: $y = \gamma\, x / \sqrt{\operatorname{mean}(x^2) + \epsilon}$.
 #    Derive its backward from the LayerNorm derivation and check it with `gradcheck` by writing
 #    a `Function`.
-# 4. The fused LayerNorm stores $\hat x$ (`B N D`) and $r$ (`B N 1`) for the backward pass. The
+# 4. The fused LayerNorm stores $\hat x$ (`B N D`) and the variance (`B N 1`, from which it
+#    recomputes $r$) for the backward pass. The
 #    composed one stores what? Count the `B N D` arrays kept alive.
 
 # %% [markdown]
