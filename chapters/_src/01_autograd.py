@@ -258,7 +258,8 @@ print(f"wrong order: a.grad = {a.grad}, b.grad = {b.grad}, c.grad = {c.grad}  (s
 # A derivative is a limit, $f'(x) = \lim_{h\to 0} (f(x+h) - f(x-h)) / 2h$. With a small $h$ the
 # central difference approximates it to $O(h^2)$ — an independent check that needs no calculus.
 # A slightly bigger example, one neuron $y = \tanh(w_1 x_1 + w_2 x_2 + b)$ with loss
-# $(y - t)^2$:
+# $(y - t)^2$ (the neuron is the one Andrej Karpathy's micrograd builds in its introduction;
+# see Further reading):
 
 # %%
 def neuron_loss(x1, x2, w1, w2, bias, target=0.5):

@@ -229,8 +229,9 @@ print("gradcheck:", gradcheck(ops.linear, {"x": xt, "W": Wt, "b": bt}, name="lin
 #
 # ### Your turn: GELU's backward, both forms
 #
-# minivit's `GELU` op below computes either form (`approximate="erf"` or `"tanh"`) and keeps
-# $\Phi(x)$ (`self.cdf`) or $t$ (`self.t`) for the backward. Write `backward`: the op is
+# The `GELU` op below (minivit's, simplified: minivit's writes the tanh form as one fused
+# formula) computes either form (`approximate="erf"` or `"tanh"`) and keeps $\Phi(x)$
+# (`self.cdf`) or $t$ (`self.t`) for the backward. Write `backward`: the op is
 # elementwise, so $\bar x = \bar y \odot \mathrm{GELU}'(x)$, entry by entry. For the erf form,
 # $x\,\Phi(x)$ is a product, and the derivative of a CDF is its density,
 # $\varphi(x) = e^{-x^2/2}/\sqrt{2\pi}$; for the tanh form, the product rule, then the chain

@@ -328,13 +328,15 @@ sim = tiles.reshape(N, N)
 for k in (1, 2, 3):
     along_row = sim[(rows[:, None] == rows[None]) & (distance == k)].mean()
     along_column = sim[(cols[:, None] == cols[None]) & (distance == k)].mean()
-    print(f"{k} patches apart: in the same row {along_row:+.2f}, in the same column {along_column:+.2f}")
+    print(f"{k} patch{'es' if k > 1 else ''} apart: in the same row {along_row:+.2f}, "
+          f"in the same column {along_column:+.2f}")
 
 # %% [markdown]
 # Similarity falls steeply over the first four patches of distance (asserted), from strongly
 # positive for neighbours to negative beyond about four patches, and stays negative across the
 # rest of the grid (the numbers printed above): near positions have similar embeddings, far ones
-# dissimilar. Pairs in the same row stay similar further out than pairs in the same column.
+# dissimilar. Pairs in the same row stay similar further out than pairs in the same column
+# (+0.48 against +0.15 three patches apart).
 
 # %% [markdown]
 # ## 4. A bigger grid: interpolating the embeddings

@@ -557,8 +557,8 @@ else:
 #
 # Our three epochs at 16 px are far from a finished model; to study mistakes we take one that
 # is. With CIFAR-10 it is the repository's committed model, `results/cifar10-cpu-hour/model.npz`:
-# the first run of `--preset cpu-hour` (the same `C-mini/4`, an hour on two cores, mostly at
-# 16 px and then at 32 px; chapter 9 looks inside it). With the digits, the best checkpoint of
+# the first run of `--preset cpu-hour` as the preset then was (the same `C-mini/4`, an hour on
+# two cores: 30 epochs at 16 px, then 6 at 32 px; chapter 9 looks inside it). With the digits, the best checkpoint of
 # the run above. `from_pretrained` reads a `minivit.train` checkpoint back as a `ViT`, and
 # `evaluate` returns the test loss, the accuracy and every prediction. The **confusion matrix** counts, for each
 # true class (row), how often each class was predicted (column); the diagonal holds the
@@ -598,8 +598,9 @@ plt.tight_layout(); plt.show()
 
 # %% [markdown]
 # The mistakes are not random: on CIFAR-10 the animals are confused with each other — cats
-# with dogs above all — and the vehicles with each other (automobiles with trucks, planes with
-# ships: the blue background of sky and sea). Here are the test images the model got wrong
+# with dogs above all, both ways (the most frequent confusions, printed above) — and the
+# vehicles with each other (automobiles with trucks; planes most often with ships, 69 in the
+# matrix: the blue background of sky and sea). Here are the test images the model got wrong
 # with the *most* confidence, with the true label and the prediction (and its probability):
 
 # %%
@@ -624,9 +625,11 @@ fig.suptitle("most confident mistakes (true → predicted, probability)", fontsi
 plt.tight_layout(); plt.show()
 
 # %% [markdown]
-# Note the images the model saw were these, downsampled to 16 × 16 (on CIFAR-10): much of what
-# tells a cat from a dog is gone at that size. More epochs, the 32 px phase of the `cpu-hour`
-# preset, and stronger augmentation (`--augment strong`) are the next steps.
+# The weakest classes are the animals whose differences are finest (cat, bird, dog, deer: the
+# bottom of the per-class list), the best the vehicles, whose shapes and backgrounds differ
+# more. This model saw 16 × 16 images for 30 of its 36 epochs, where much of what tells a cat
+# from a dog is gone. What was tried to go further, and what each change gave, negative
+# results included, is in `results/LEVERS.md`.
 #
 # ## Summary
 #
