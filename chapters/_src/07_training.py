@@ -556,13 +556,13 @@ else:
 # ## 5. What the model gets wrong
 #
 # Our three epochs at 16 px are far from a finished model; to study mistakes we take one that
-# is. With CIFAR-10 it is the repository's committed model, `results/cifar10-cpu-hour/model.npz`:
-# the first run of `--preset cpu-hour` as the preset then was (the same `C-mini/4`, an hour on
-# two cores: 30 epochs at 16 px, then 6 at 32 px; chapter 9 looks inside it). With the digits, the best checkpoint of
-# the run above. `from_pretrained` reads a `minivit.train` checkpoint back as a `ViT`, and
-# `evaluate` returns the test loss, the accuracy and every prediction. The **confusion matrix** counts, for each
-# true class (row), how often each class was predicted (column); the diagonal holds the
-# correct predictions.
+# is. With CIFAR-10 it is the repository's committed model,
+# `results/cifar10-cpu-hour/model.npz`: the first run of `--preset cpu-hour` as the preset then
+# was (the same `C-mini/4`, an hour on two cores: 30 epochs at 16 px, then 6 at 32 px; chapter 9
+# looks inside it). With the digits, the best checkpoint of the run above. `from_pretrained`
+# reads a `minivit.train` checkpoint back as a `ViT`, and `evaluate` returns the test loss, the
+# accuracy and every prediction. The **confusion matrix** counts, for each true class (row), how
+# often each class was predicted (column); the diagonal holds the correct predictions.
 
 # %%
 CHECKPOINT = "../results/cifar10-cpu-hour/model.npz" if CIFAR else os.path.join(run_dir, "best.npz")

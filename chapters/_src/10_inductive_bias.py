@@ -140,10 +140,10 @@ for name, model in models.items():
 # Like the paper on its subsets of JFT, we add no extra regularisation for the smaller subsets:
 # a small subset is simply seen many times over, and what that costs is overfitting.
 #
-# **The budget here is tiny**: two CPU cores must run 18 trainings (and 24 more below) in a
-# few minutes. Each training below takes `STEPS` = 250 steps of 64 images at 16 × 16 —
-# 16,000 images seen, a third of one pass over CIFAR-10, six passes over the 5 % subset, 32
-# over the 1 % one — and is tested on 2,000 test images. Accuracies are accordingly low. The full-size experiment
+# **The budget here is tiny**: two CPU cores must run 18 trainings (and 24 more below) in a few
+# minutes. Each training below takes `STEPS` = 250 steps of 64 images at 16 × 16 — 16,000 images
+# seen, a third of one pass over CIFAR-10, six passes over the 5 % subset, 32 over the 1 % one —
+# and is tested on 2,000 test images. Accuracies are accordingly low. The full-size experiment
 # (32 × 32, tens of thousands of steps, augmentation, several seeds) is for a GPU: move the
 # models and images there (`model.to("gpu")`, `minivit.backend.to_device`) and raise `STEPS`;
 # that is where the curves below become the paper's question properly asked.
